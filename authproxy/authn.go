@@ -1,0 +1,162 @@
+package authproxy
+
+import (
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/authproxy/authproxy/session"
+	"github.com/authproxy/authproxy/templates"
+)
+
+// protect handles every request that is not one of authproxy's endpoints:
+// skip-auth routes go straight to the upstream; everything else needs an
+// allowed session. Without one, a browser navigation is sent to sign in and
+// any other request gets 401.
+func (s *Server) protect(w http.ResponseWriter, r *http.Request) {
+	clean, err := cleanPath(r.URL.EscapedPath())
+	if err != nil {
+		s.page(w, r, templates.Page{
+			Status:  http.StatusBadRequest,
+			Title:   "This address is not valid",
+			Message: "The path of this address contains encoded slashes, backslashes, dot segments or control characters, which authproxy does not pass on.",
+		})
+		return
+	}
+	for _, rt := range s.cfg.SkipAuthRoutes {
+		if rt.Match(r.Method, clean) {
+			s.proxy.ServeHTTP(w, r)
+			return
+		}
+	}
+
+	sess, err := s.store.Load(r)
+	switch {
+	case errors.Is(err, session.ErrNotFound):
+		s.unauthenticated(w, r)
+		return
+	case err != nil:
+		s.log.Error("session store failed", "err", err, "path", r.URL.Path)
+		s.page(w, r, templates.Page{
+			Status:  http.StatusServiceUnavailable,
+			Title:   "Sign-in is unavailable",
+			Message: "authproxy could not read your session right now.",
+			Hint:    "Try again in a moment.",
+		})
+		return
+	}
+	if reason := s.authorize(sess.Email, sess.Groups); reason != "" {
+		s.log.Info("access denied", "event", "denied", "user", sess.User, "reason", reason, "path", clean)
+		s.forbidden(w, r, reason)
+		return
+	}
+	s.proxy.ServeHTTP(w, r.WithContext(withSession(r.Context(), sess)))
+}
+
+// unauthenticated answers a request without a session: a browser navigation
+// is sent to the IdP and returns here after sign-in; anything else (fetch,
+// XHR, API clients, non-GET) gets a 401 JSON body, never a redirect.
+func (s *Server) unauthenticated(w http.ResponseWriter, r *http.Request) {
+	if !isNavigation(r) {
+		writeJSON(w, http.StatusUnauthorized, unauthorizedBody)
+		return
+	}
+	s.beginSignIn(w, r, r.URL.RequestURI())
+}
+
+// isNavigation reports whether r is a browser loading a page: GET or HEAD,
+// accepting text/html, and not marked as a script's request by
+// Sec-Fetch-Mode or X-Requested-With.
+func isNavigation(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	if r.Header.Get("X-Requested-With") != "" {
+		return false
+	}
+	if mode := r.Header.Get("Sec-Fetch-Mode"); mode != "" && mode != "navigate" {
+		return false
+	}
+	return acceptsHTML(r)
+}
+
+// acceptsHTML reports whether the request's Accept header lists text/html.
+func acceptsHTML(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept") {
+		for part := range strings.SplitSeq(v, ",") {
+			mt, _, _ := strings.Cut(part, ";")
+			if strings.EqualFold(strings.TrimSpace(mt), "text/html") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// authorize returns "" when a user with this email and these groups may
+// pass, or the reason they may not, in words an operator reads in the log.
+func (s *Server) authorize(email string, groups []string) string {
+	c := s.cfg
+	email = strings.ToLower(email)
+	if len(c.AllowedEmails) > 0 || !slices.Equal(c.AllowedEmailDomains, []string{"*"}) {
+		if !emailAllowed(email, c.AllowedEmailDomains, c.AllowedEmails) {
+			if email == "" {
+				return "no email address in the ID token"
+			}
+			return "email not in AUTHPROXY_ALLOWED_EMAIL_DOMAINS or AUTHPROXY_ALLOWED_EMAILS"
+		}
+	}
+	if len(c.AllowedGroups) > 0 && !slices.ContainsFunc(groups, func(g string) bool { return slices.Contains(c.AllowedGroups, g) }) {
+		return "not in any of AUTHPROXY_ALLOWED_GROUPS"
+	}
+	return ""
+}
+
+func emailAllowed(email string, domains, emails []string) bool {
+	if email == "" {
+		return false
+	}
+	if slices.Contains(emails, email) {
+		return true
+	}
+	at := strings.LastIndexByte(email, '@')
+	if at < 0 {
+		return false
+	}
+	domain := email[at+1:]
+	for _, d := range domains {
+		if d == "*" || d == domain {
+			return true
+		}
+	}
+	return false
+}
+
+// forbidden renders the 403 page for a signed-in user who may not pass.
+func (s *Server) forbidden(w http.ResponseWriter, r *http.Request, reason string) {
+	msg := "You are signed in, but your account is not allowed to use this application."
+	if strings.Contains(reason, "GROUPS") {
+		msg = "You are signed in, but your account is not in a group that may use this application."
+	}
+	s.page(w, r, templates.Page{
+		Status:   http.StatusForbidden,
+		Title:    "Access denied",
+		Message:  msg,
+		Hint:     "If you think you should have access, ask the people who run this site. You can also sign in with another account.",
+		Link:     signOutPath,
+		LinkText: "Sign out",
+	})
+}
+
+// page renders an authproxy page to a browser, or a small JSON error to any
+// other client.
+func (s *Server) page(w http.ResponseWriter, r *http.Request, p templates.Page) {
+	if !acceptsHTML(r) {
+		writeJSON(w, p.Status, map[string]string{"error": strings.ToLower(strings.ReplaceAll(http.StatusText(p.Status), " ", "_")), "message": p.Message})
+		return
+	}
+	if err := s.pages.Render(w, templates.ErrorPage, p); err != nil {
+		s.log.Error("rendering page failed", "err", err)
+	}
+}

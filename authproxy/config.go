@@ -1,0 +1,173 @@
+package authproxy
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// Config is authproxy's validated configuration. LoadConfig builds it once at
+// start; nothing changes it afterwards. The zero value is not usable.
+type Config struct {
+	Listen       string
+	Upstream     *url.URL
+	Issuer       *url.URL
+	ClientID     string
+	ClientSecret Secret
+	RedirectURL  *url.URL
+	Scopes       []string
+
+	// CookieSecrets are 32-byte keys; the first seals, all open.
+	CookieSecrets  []Secret
+	CookieName     string
+	CookieSecure   bool
+	CookieDomain   string
+	CookieSameSite http.SameSite
+	SessionStore   string
+	SessionTTL     time.Duration
+
+	AllowedEmailDomains []string
+	AllowedEmails       []string
+	AllowedGroups       []string
+	SkipAuthRoutes      []Route
+
+	UserClaim       string
+	GroupsClaim     string
+	PassAccessToken bool
+
+	PostLogoutRedirectURL *url.URL
+	TrustedProxies        []netip.Prefix
+	LogFormat             string
+	TemplatesDir          string
+}
+
+// Secret is a configuration value that must never be printed. Its String
+// and LogValue methods redact it; use Reveal to get the value itself.
+type Secret string
+
+// String returns a redacted placeholder, never the secret.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// LogValue keeps the secret out of structured logs.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// Reveal returns the secret's value. Do not log or print it.
+func (s Secret) Reveal() string { return string(s) }
+
+// Lookup reads one environment variable; os.LookupEnv is one.
+type Lookup func(name string) (string, bool)
+
+// LoadConfig reads every AUTHPROXY_* variable through lookup, applies the
+// defaults and validates the result. It reports every problem at once, each
+// naming its variable; the error is nil only for a usable configuration.
+// A secret may also be given as NAME_FILE, the path of a file holding it.
+func LoadConfig(lookup Lookup) (*Config, error) {
+	c := &Config{}
+	var errs []error
+	for _, v := range variables {
+		raw, err := v.read(lookup)
+		if err == nil && raw == "" && v.required {
+			err = errors.New("required; " + v.help)
+		}
+		if err == nil && raw == "" {
+			raw = v.def
+		}
+		if err == nil {
+			err = v.parse(c, raw)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", v.name, err))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if err := c.crossCheck(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// read returns the variable's raw value, trimmed, or "" when it is unset.
+func (v variable) read(lookup Lookup) (string, error) {
+	val, ok := lookup(v.name)
+	if !v.secret {
+		return strings.TrimSpace(val), nil
+	}
+	file, fok := lookup(v.name + "_FILE")
+	switch {
+	case ok && val != "" && fok && file != "":
+		return "", fmt.Errorf("set either %s or %s_FILE, not both", v.name, v.name)
+	case fok && file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("reading %s_FILE: %w", v.name, err)
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	}
+	return strings.TrimSpace(val), nil
+}
+
+// crossCheck validates rules that involve more than one variable.
+func (c *Config) crossCheck() error {
+	var errs []error
+	if c.CookieSameSite == http.SameSiteNoneMode && !c.CookieSecure {
+		errs = append(errs, errors.New("AUTHPROXY_COOKIE_SAMESITE: none requires AUTHPROXY_COOKIE_SECURE=true (browsers drop SameSite=None cookies without Secure)"))
+	}
+	if c.PostLogoutRedirectURL == nil {
+		u := *c.RedirectURL
+		u.Path, u.RawPath, u.RawQuery, u.Fragment = "/", "", "", ""
+		c.PostLogoutRedirectURL = &u
+	}
+	return errors.Join(errs...)
+}
+
+// Route is one entry of AUTHPROXY_SKIP_AUTH_ROUTES.
+type Route struct {
+	// Method limits the route to one HTTP method; empty means any.
+	Method string
+	// Path is matched against the cleaned request path: exactly, or as a
+	// prefix when it ends in "/".
+	Path string
+}
+
+// Match reports whether a request with this method and cleaned path is on
+// the route.
+func (rt Route) Match(method, cleanPath string) bool {
+	if rt.Method != "" && rt.Method != method {
+		return false
+	}
+	if strings.HasSuffix(rt.Path, "/") {
+		return strings.HasPrefix(cleanPath, rt.Path)
+	}
+	return cleanPath == rt.Path
+}
+
+// String formats the route as it is written in the variable.
+func (rt Route) String() string {
+	if rt.Method == "" {
+		return rt.Path
+	}
+	return rt.Method + " " + rt.Path
+}
+
+func sameSiteName(s http.SameSite) string {
+	switch s {
+	case http.SameSiteStrictMode:
+		return "strict"
+	case http.SameSiteNoneMode:
+		return "none"
+	}
+	return "lax"
+}

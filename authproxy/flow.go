@@ -1,0 +1,216 @@
+package authproxy
+
+import (
+	"crypto/subtle"
+	"errors"
+	"net/http"
+	"net/url"
+
+	"github.com/authproxy/authproxy/providers"
+	"github.com/authproxy/authproxy/session"
+	"github.com/authproxy/authproxy/templates"
+)
+
+// start begins sign-in; ?rd= names the local path to return to.
+func (s *Server) start(w http.ResponseWriter, r *http.Request) {
+	s.beginSignIn(w, r, safeRedirect(r.URL.Query().Get("rd")))
+}
+
+// beginSignIn starts the authorization-code flow: it keeps state, nonce and
+// PKCE verifier in a sealed cookie of this sign-in's own and sends the
+// browser to the IdP. rd must already be a safe local path.
+func (s *Server) beginSignIn(w http.ResponseWriter, r *http.Request, rd string) {
+	st := signInState{
+		State:    randomString(32),
+		Nonce:    randomString(32),
+		Verifier: randomString(32),
+		Redirect: safeRedirect(rd),
+	}
+	authURL, err := s.provider.AuthCodeURL(st.State, st.Nonce, st.Verifier)
+	if err != nil {
+		s.idpUnavailable(w, r, err)
+		return
+	}
+	name := s.stateCookieName(st.State)
+	sealed, err := s.state.Seal(name, st)
+	if err != nil {
+		s.internalError(w, r, "sealing sign-in state", err)
+		return
+	}
+	http.SetCookie(w, s.stateCookie(name, sealed, int(stateTTL.Seconds())))
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, authURL, http.StatusFound)
+}
+
+// callback completes sign-in: it checks that the state belongs to a sign-in
+// this browser started, exchanges the code with the PKCE verifier, verifies
+// the ID token and its nonce, checks who may pass and sets the session.
+func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	st, ok := s.takeState(w, r, q.Get("state"))
+	if idpErr := q.Get("error"); idpErr != "" {
+		detail := idpErr
+		if d := q.Get("error_description"); d != "" {
+			detail += ": " + d
+		}
+		rd := "/"
+		if ok {
+			rd = st.Redirect
+		}
+		s.log.Info("sign-in refused by identity provider", "event", "sign_in", "result", "idp_error", "error", truncate(idpErr, 64))
+		s.page(w, r, templates.Page{
+			Status:   http.StatusBadRequest,
+			Title:    "Sign-in was not completed",
+			Message:  "The identity provider did not complete the sign-in.",
+			Detail:   truncate(detail, 300),
+			Link:     startPath + "?rd=" + url.QueryEscape(rd),
+			LinkText: "Try again",
+		})
+		return
+	}
+	if !ok {
+		s.log.Info("sign-in callback without matching state", "event", "sign_in", "result", "bad_state")
+		s.page(w, r, templates.Page{
+			Status:   http.StatusBadRequest,
+			Title:    "This sign-in link has expired",
+			Message:  "This sign-in was already completed, took too long, or was started in another browser.",
+			Link:     startPath + "?rd=%2F",
+			LinkText: "Sign in again",
+		})
+		return
+	}
+	code := q.Get("code")
+	if code == "" {
+		s.page(w, r, templates.Page{Status: http.StatusBadRequest, Title: "Sign-in was not completed",
+			Message: "The identity provider sent no authorization code.", Link: startPath + "?rd=" + url.QueryEscape(st.Redirect), LinkText: "Try again"})
+		return
+	}
+
+	id, err := s.provider.Exchange(r.Context(), code, st.Verifier, st.Nonce)
+	switch {
+	case errors.Is(err, providers.ErrUnavailable):
+		s.idpUnavailable(w, r, err)
+		return
+	case errors.Is(err, providers.ErrRejected):
+		s.log.Warn("sign-in rejected", "event", "sign_in", "result", "rejected", "err", err)
+		s.page(w, r, templates.Page{Status: http.StatusBadRequest, Title: "Sign-in was not completed",
+			Message: "The sign-in response could not be verified, or was already used.", Link: startPath + "?rd=" + url.QueryEscape(st.Redirect), LinkText: "Sign in again"})
+		return
+	case err != nil:
+		s.idpUnavailable(w, r, err)
+		return
+	}
+
+	if reason := s.authorize(id.Email, id.Groups); reason != "" {
+		s.log.Info("sign-in denied", "event", "sign_in", "result", "denied", "user", id.User, "reason", reason)
+		_ = s.store.Clear(w, r)
+		s.forbidden(w, r, reason)
+		return
+	}
+	now := s.now()
+	sess := &session.Session{
+		ID:                randomString(18),
+		User:              id.User,
+		Subject:           id.Subject,
+		Email:             id.Email,
+		PreferredUsername: id.PreferredUsername,
+		Groups:            id.Groups,
+		SID:               id.SID,
+		IDToken:           id.IDToken,
+		AccessToken:       id.AccessToken,
+		RefreshToken:      id.RefreshToken,
+		TokenExpiry:       id.Expiry,
+		CreatedAt:         now,
+		ExpiresAt:         now.Add(s.cfg.SessionTTL),
+	}
+	if err := s.store.Save(w, r, sess); err != nil {
+		if errors.Is(err, session.ErrTooLarge) {
+			s.log.Error("session too large for cookies", "event", "sign_in", "result", "too_large", "user", id.User, "groups", len(id.Groups))
+			s.page(w, r, templates.Page{
+				Status:  http.StatusInternalServerError,
+				Title:   "Your session is too large",
+				Message: "Your account's sign-in data (tokens and groups) is too large to keep in browser cookies.",
+				Hint:    "The people who run this site can fix this by setting AUTHPROXY_SESSION_STORE=redis, or by requesting fewer scopes or groups.",
+			})
+			return
+		}
+		s.internalError(w, r, "saving session", err)
+		return
+	}
+	s.log.Info("signed in", "event", "sign_in", "result", "ok", "user", id.User)
+	if s.cfg.CookieSameSite == http.SameSiteStrictMode {
+		// The browser arrives from the IdP's site: a redirect would be part
+		// of that cross-site navigation and drop a Strict cookie.
+		_ = s.pages.Render(w, templates.ContinuePage, templates.Page{Status: http.StatusOK, Link: st.Redirect})
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, st.Redirect, http.StatusFound)
+}
+
+// takeState finds and opens the state cookie named by the callback's state
+// parameter, and expires it so the callback cannot be replayed. It reports
+// false when there is no such sign-in in this browser.
+func (s *Server) takeState(w http.ResponseWriter, r *http.Request, state string) (signInState, bool) {
+	var st signInState
+	if len(state) < 12 || len(state) > 128 {
+		return st, false
+	}
+	name := s.stateCookieName(state)
+	c, err := r.Cookie(name)
+	if err != nil {
+		return st, false
+	}
+	http.SetCookie(w, s.stateCookie(name, "", -1))
+	if err := s.state.Open(name, c.Value, &st); err != nil {
+		return st, false
+	}
+	if subtle.ConstantTimeCompare([]byte(st.State), []byte(state)) != 1 {
+		return st, false
+	}
+	st.Redirect = safeRedirect(st.Redirect)
+	return st, true
+}
+
+// signOut ends the session and returns to ?rd= (a local path, else "/").
+func (s *Server) signOut(w http.ResponseWriter, r *http.Request) {
+	if sess, err := s.store.Load(r); err == nil {
+		s.log.Info("signed out", "event", "sign_out", "user", sess.User)
+	}
+	if err := s.store.Clear(w, r); err != nil {
+		s.internalError(w, r, "clearing session", err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, safeRedirect(r.URL.Query().Get("rd")), http.StatusFound)
+}
+
+// idpUnavailable renders the page for an identity provider that cannot be
+// reached or answered badly.
+func (s *Server) idpUnavailable(w http.ResponseWriter, r *http.Request, err error) {
+	s.log.Error("identity provider unavailable", "err", err)
+	s.page(w, r, templates.Page{
+		Status:  http.StatusServiceUnavailable,
+		Title:   "Identity provider unavailable",
+		Message: "Sign-in is not possible right now because the identity provider cannot be reached.",
+		Hint:    "Try again in a minute.",
+	})
+}
+
+// internalError logs err and renders a generic 500 page that reveals nothing.
+func (s *Server) internalError(w http.ResponseWriter, r *http.Request, what string, err error) {
+	s.log.Error(what+" failed", "err", err)
+	s.page(w, r, templates.Page{
+		Status:  http.StatusInternalServerError,
+		Title:   "Something went wrong",
+		Message: "authproxy could not complete this request.",
+	})
+}
+
+// truncate shortens s to at most n bytes for logs and pages.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

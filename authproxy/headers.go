@@ -1,0 +1,104 @@
+package authproxy
+
+import (
+	"mime"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+)
+
+// Identity headers authproxy sends upstream. The upstream trusts them, so
+// every client-sent look-alike is deleted before they are set.
+const (
+	headerUser              = "X-Forwarded-User"
+	headerEmail             = "X-Forwarded-Email"
+	headerPreferredUsername = "X-Forwarded-Preferred-Username"
+	headerGroups            = "X-Forwarded-Groups"
+	headerAccessToken       = "X-Forwarded-Access-Token"
+)
+
+// identityHeaders are the normalized names (lower case, "_" read as "-") of
+// the headers a client may never send. The X-Auth-Request- family is matched
+// by prefix in isIdentityHeader.
+var identityHeaders = map[string]bool{
+	"x-forwarded-user":               true,
+	"x-forwarded-email":              true,
+	"x-forwarded-preferred-username": true,
+	"x-forwarded-groups":             true,
+	"x-forwarded-access-token":       true,
+}
+
+// isIdentityHeader reports whether a header name, in any case and with "_"
+// standing for "-", could be mistaken for one authproxy vouches for.
+func isIdentityHeader(name string) bool {
+	n := strings.ReplaceAll(strings.ToLower(name), "_", "-")
+	return identityHeaders[n] || strings.HasPrefix(n, "x-auth-request-") || strings.HasPrefix(n, "x-authproxy-")
+}
+
+// deleteIdentityHeaders removes every identity look-alike from h.
+func deleteIdentityHeaders(h http.Header) {
+	for name := range h {
+		if isIdentityHeader(name) {
+			delete(h, name)
+		}
+	}
+}
+
+// stripIdentityHeaders is middleware that removes client-sent identity
+// headers from every request before any handler sees it.
+func stripIdentityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		deleteIdentityHeaders(r.Header)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// setHeader sets a header to v, or deletes it when v is empty. Values that
+// are not printable ASCII are sent as an RFC 2047 encoded-word
+// (=?utf-8?q?…?=) so that no byte of a claim can end or forge a header.
+func setHeader(h http.Header, name, v string) {
+	if v == "" {
+		h.Del(name)
+		return
+	}
+	h.Set(name, encodeHeaderValue(v))
+}
+
+func encodeHeaderValue(v string) string {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c > 0x7e {
+			return mime.QEncoding.Encode("utf-8", v)
+		}
+	}
+	return v
+}
+
+// joinGroups joins groups with commas, the form X-Forwarded-Groups takes.
+func joinGroups(groups []string) string { return strings.Join(groups, ",") }
+
+// trustedProxies are the networks whose X-Forwarded-* headers are believed.
+type trustedProxies []netip.Prefix
+
+// contains reports whether the peer address (host:port, as in
+// http.Request.RemoteAddr) is a trusted proxy.
+func (t trustedProxies) contains(remoteAddr string) bool {
+	if len(t) == 0 {
+		return false
+	}
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		host = remoteAddr
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	addr = addr.Unmap()
+	for _, p := range t {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}

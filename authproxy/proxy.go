@@ -1,0 +1,143 @@
+package authproxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/authproxy/authproxy/session"
+	"github.com/authproxy/authproxy/templates"
+)
+
+// sessionKey is the context key under which protect stores the signed-in
+// session for the reverse proxy's Rewrite hook.
+type sessionKey struct{}
+
+// withSession returns ctx carrying sess.
+func withSession(ctx context.Context, sess *session.Session) context.Context {
+	return context.WithValue(ctx, sessionKey{}, sess)
+}
+
+// sessionFrom returns the session protect stored in ctx, or nil on a
+// skip-auth route.
+func sessionFrom(ctx context.Context) *session.Session {
+	sess, _ := ctx.Value(sessionKey{}).(*session.Session)
+	return sess
+}
+
+// newReverseProxy builds the proxy to the upstream. It uses Rewrite, which
+// runs after hop-by-hop headers are removed, so a client's
+// "Connection: X-Forwarded-Email" cannot delete a header set here.
+func (s *Server) newReverseProxy() *httputil.ReverseProxy {
+	target := s.cfg.Upstream
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.ResponseHeaderTimeout = 0 // streamed and long-polling responses are allowed
+	transport.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	if target.Scheme == "unix" {
+		sock := target.Path
+		transport.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		}
+		target = &url.URL{Scheme: "http", Host: "upstream"}
+	}
+	return &httputil.ReverseProxy{
+		Rewrite:       func(pr *httputil.ProxyRequest) { s.rewrite(pr, target) },
+		Transport:     transport,
+		FlushInterval: -1,
+		ErrorHandler:  s.upstreamError,
+	}
+}
+
+// rewrite prepares the outgoing request: target URL, X-Forwarded-*, identity
+// headers and the Cookie header without authproxy's own cookies.
+func (s *Server) rewrite(pr *httputil.ProxyRequest, target *url.URL) {
+	pr.SetURL(target)
+	pr.Out.Host = pr.In.Host // legacy apps build their links from Host
+
+	trusted := s.trusted.contains(pr.In.RemoteAddr)
+	if trusted {
+		pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
+	}
+	pr.SetXForwarded()
+	if trusted {
+		if v := pr.In.Header.Get("X-Forwarded-Proto"); v != "" {
+			pr.Out.Header.Set("X-Forwarded-Proto", v)
+		}
+		if v := pr.In.Header.Get("X-Forwarded-Host"); v != "" {
+			pr.Out.Header.Set("X-Forwarded-Host", v)
+		}
+	}
+
+	deleteIdentityHeaders(pr.Out.Header)
+	removeOwnCookies(pr.Out.Header, s.cfg.CookieName)
+	if sess := sessionFrom(pr.In.Context()); sess != nil {
+		h := pr.Out.Header
+		setHeader(h, headerUser, sess.User)
+		setHeader(h, headerEmail, sess.Email)
+		setHeader(h, headerPreferredUsername, sess.PreferredUsername)
+		setHeader(h, headerGroups, joinGroups(sess.Groups))
+		if s.cfg.PassAccessToken {
+			setHeader(h, headerAccessToken, sess.AccessToken)
+		}
+	}
+}
+
+// removeOwnCookies drops authproxy's cookies (name, name_0, name_1, …, and
+// the sign-in state cookies) from the Cookie header, keeping the app's
+// cookies byte for byte.
+func removeOwnCookies(h http.Header, name string) {
+	lines := h["Cookie"]
+	if len(lines) == 0 {
+		return
+	}
+	var kept []string
+	for _, line := range lines {
+		for part := range strings.SplitSeq(line, ";") {
+			part = strings.TrimSpace(part)
+			if part == "" {
+				continue
+			}
+			n, _, _ := strings.Cut(part, "=")
+			if isOwnCookie(strings.TrimSpace(n), name) {
+				continue
+			}
+			kept = append(kept, part)
+		}
+	}
+	if len(kept) == 0 {
+		h.Del("Cookie")
+		return
+	}
+	h["Cookie"] = []string{strings.Join(kept, "; ")}
+}
+
+// isOwnCookie reports whether a cookie name belongs to authproxy.
+func isOwnCookie(cookie, name string) bool {
+	return cookie == name || strings.HasPrefix(cookie, name+"_")
+}
+
+// upstreamError answers when the upstream cannot be reached or fails
+// mid-response: a 502 page (504 on a timeout), never a hang.
+func (s *Server) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		return // the client went away; nobody to answer
+	}
+	status := http.StatusBadGateway
+	var nerr net.Error
+	if errors.As(err, &nerr) && nerr.Timeout() {
+		status = http.StatusGatewayTimeout
+	}
+	s.log.Error("upstream unavailable", "err", err, "method", r.Method, "path", r.URL.Path)
+	s.page(w, r, templates.Page{
+		Status:  status,
+		Title:   "The application is not answering",
+		Message: "The application behind this sign-in did not answer.",
+		Hint:    "Try again in a moment. If it keeps happening, tell the people who run this site.",
+	})
+}

@@ -1,0 +1,135 @@
+// Package authproxy is the HTTP side of authproxy: configuration, the route
+// table, the sign-in flow, the authenticate middleware and the reverse proxy
+// that forwards signed-in requests with identity headers to the upstream.
+package authproxy
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"time"
+
+	"github.com/authproxy/authproxy/providers"
+	"github.com/authproxy/authproxy/session"
+	"github.com/authproxy/authproxy/templates"
+)
+
+// Fixed paths of authproxy's own endpoints (CONTRACT.md).
+const (
+	startPath    = "/oauth2/start"
+	callbackPath = "/oauth2/callback"
+	signOutPath  = "/oauth2/sign_out"
+	userinfoPath = "/oauth2/userinfo"
+	authPath     = "/oauth2/auth"
+	healthPath   = "/healthz"
+	readyPath    = "/readyz"
+)
+
+// Options are the parts a Server is built from. Config, Provider and Store
+// are required; nil Logger discards logs, nil Now means time.Now.
+type Options struct {
+	Config   *Config
+	Provider providers.Provider
+	Store    session.Store
+	// StateCodec seals the short-lived sign-in state cookie.
+	StateCodec *session.Codec
+	Templates  *templates.Templates
+	Logger     *slog.Logger
+	Now        func() time.Time
+}
+
+// Server serves authproxy's endpoints and proxies everything else.
+// Build it with New; it is safe for concurrent use.
+type Server struct {
+	cfg      *Config
+	provider providers.Provider
+	store    session.Store
+	state    *session.Codec
+	pages    *templates.Templates
+	log      *slog.Logger
+	now      func() time.Time
+	proxy    *httputil.ReverseProxy
+	trusted  trustedProxies
+	handler  http.Handler
+}
+
+// New builds a Server from opts.
+func New(opts Options) (*Server, error) {
+	if opts.Config == nil || opts.Provider == nil || opts.Store == nil || opts.StateCodec == nil || opts.Templates == nil {
+		return nil, fmt.Errorf("authproxy: New needs Config, Provider, Store, StateCodec and Templates")
+	}
+	s := &Server{
+		cfg:      opts.Config,
+		provider: opts.Provider,
+		store:    opts.Store,
+		state:    opts.StateCodec,
+		pages:    opts.Templates,
+		log:      opts.Logger,
+		now:      opts.Now,
+		trusted:  trustedProxies(opts.Config.TrustedProxies),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.proxy = s.newReverseProxy()
+	s.handler = s.routes()
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.handler.ServeHTTP(w, r)
+}
+
+// NewFromConfig builds the provider, the session store and the pages that
+// cfg describes, starts provider discovery in the background (retried until
+// ctx ends), and returns the Server.
+func NewFromConfig(ctx context.Context, cfg *Config, log *slog.Logger) (*Server, error) {
+	pages, err := templates.New(cfg.TemplatesDir)
+	if err != nil {
+		return nil, fmt.Errorf("authproxy: AUTHPROXY_TEMPLATES_DIR: %w", err)
+	}
+	keys := make([][]byte, len(cfg.CookieSecrets))
+	for i, k := range cfg.CookieSecrets {
+		keys[i] = []byte(k.Reveal())
+	}
+	sessionCodec, err := session.NewCodec(keys, cfg.SessionTTL)
+	if err != nil {
+		return nil, fmt.Errorf("authproxy: %w", err)
+	}
+	stateCodec, err := session.NewCodec(keys, stateTTL)
+	if err != nil {
+		return nil, fmt.Errorf("authproxy: %w", err)
+	}
+	store := session.NewCookieStore(sessionCodec, session.CookieOptions{
+		Name:     cfg.CookieName,
+		Domain:   cfg.CookieDomain,
+		Path:     "/",
+		Secure:   cfg.CookieSecure,
+		SameSite: cfg.CookieSameSite,
+	}, nil)
+	provider := providers.NewOIDC(providers.OIDCConfig{
+		IssuerURL:    cfg.Issuer.String(),
+		ClientID:     cfg.ClientID,
+		ClientSecret: cfg.ClientSecret.Reveal(),
+		RedirectURL:  cfg.RedirectURL.String(),
+		Scopes:       cfg.Scopes,
+		UserClaim:    cfg.UserClaim,
+		GroupsClaim:  cfg.GroupsClaim,
+		Logger:       log,
+	})
+	go provider.DiscoverWithRetry(ctx)
+	return New(Options{
+		Config:     cfg,
+		Provider:   provider,
+		Store:      store,
+		StateCodec: stateCodec,
+		Templates:  pages,
+		Logger:     log,
+	})
+}

@@ -1,0 +1,364 @@
+package authproxy
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// variable is one row of the configuration table. The same table drives
+// loading, defaults, validation and the README's list of variables.
+type variable struct {
+	name     string
+	def      string // shown and applied when unset; "" means no default
+	help     string // what a valid value looks like
+	required bool
+	secret   bool // also read from NAME_FILE, never printed
+	parse    func(c *Config, v string) error
+}
+
+// variables lists every AUTHPROXY_* variable, in the order the README shows.
+var variables = []variable{
+	{name: "AUTHPROXY_LISTEN", def: ":4180", help: "address to serve on, host:port",
+		parse: func(c *Config, v string) error { c.Listen = v; return checkHostPort(v) }},
+	{name: "AUTHPROXY_UPSTREAM", required: true, help: "the protected app: http://127.0.0.1:8080, https://… or unix:///path.sock",
+		parse: func(c *Config, v string) (err error) { c.Upstream, err = parseUpstream(v); return err }},
+	{name: "AUTHPROXY_OIDC_ISSUER", required: true, help: "issuer URL; discovery at `<issuer>/.well-known/openid-configuration`",
+		parse: func(c *Config, v string) (err error) { c.Issuer, err = parseHTTPURL(v); return err }},
+	{name: "AUTHPROXY_CLIENT_ID", required: true, help: "OAuth2 client id",
+		parse: func(c *Config, v string) error { c.ClientID = v; return nil }},
+	{name: "AUTHPROXY_CLIENT_SECRET", secret: true, help: "client secret; empty means a public client (PKCE alone)",
+		parse: func(c *Config, v string) error { c.ClientSecret = Secret(v); return nil }},
+	{name: "AUTHPROXY_REDIRECT_URL", required: true, help: "absolute callback URL whose path is /oauth2/callback, e.g. https://app.example.com/oauth2/callback",
+		parse: func(c *Config, v string) (err error) { c.RedirectURL, err = parseRedirectURL(v); return err }},
+	{name: "AUTHPROXY_SCOPES", def: "openid email profile", help: "requested scopes, space- or comma-separated; must include openid",
+		parse: parseScopes},
+	{name: "AUTHPROXY_COOKIE_SECRET", required: true, secret: true, help: "32 random bytes as base64 (or 64 hex chars), e.g. from `authproxy secret`; a list rotates keys: the first seals, all open",
+		parse: parseCookieSecrets},
+	{name: "AUTHPROXY_COOKIE_NAME", def: "_authproxy", help: "session cookie name; large sessions split into `<name>_0`, `<name>_1`, …",
+		parse: parseCookieName},
+	{name: "AUTHPROXY_COOKIE_SECURE", def: "true", help: "Secure flag on cookies: true or false (false only for plain-http local demos)",
+		parse: func(c *Config, v string) (err error) { c.CookieSecure, err = parseBool(v); return err }},
+	{name: "AUTHPROXY_COOKIE_DOMAIN", help: "cookie Domain; empty means host-only",
+		parse: func(c *Config, v string) error { c.CookieDomain = v; return checkDomain(v) }},
+	{name: "AUTHPROXY_COOKIE_SAMESITE", def: "lax", help: "lax, strict or none",
+		parse: parseSameSite},
+	{name: "AUTHPROXY_SESSION_STORE", def: "cookie", help: "where sessions live: cookie (sealed session in the cookie)",
+		parse: func(c *Config, v string) error {
+			c.SessionStore = v
+			if v != "cookie" {
+				return fmt.Errorf("want cookie, got %q", v)
+			}
+			return nil
+		}},
+	{name: "AUTHPROXY_SESSION_TTL", def: "168h", help: "absolute session lifetime, a Go duration such as 12h",
+		parse: func(c *Config, v string) (err error) { c.SessionTTL, err = parsePositiveDuration(v); return err }},
+	{name: "AUTHPROXY_ALLOWED_EMAIL_DOMAINS", def: "*", help: "who may sign in, by email domain (comma-separated; * for any)",
+		parse: func(c *Config, v string) (err error) { c.AllowedEmailDomains, err = parseDomains(v); return err }},
+	{name: "AUTHPROXY_ALLOWED_EMAILS", help: "explicit email allow-list, comma-separated (adds to the domains)",
+		parse: func(c *Config, v string) (err error) { c.AllowedEmails, err = parseEmails(v); return err }},
+	{name: "AUTHPROXY_ALLOWED_GROUPS", help: "if set, the user must be in one of these groups (comma-separated)",
+		parse: func(c *Config, v string) error { c.AllowedGroups = splitList(v); return nil }},
+	{name: "AUTHPROXY_SKIP_AUTH_ROUTES", help: "routes served without a session, e.g. `GET /healthz, /public/`: a path ending in / is a prefix, any other is exact; an optional method limits the route",
+		parse: func(c *Config, v string) (err error) { c.SkipAuthRoutes, err = parseRoutes(v); return err }},
+	{name: "AUTHPROXY_USER_CLAIM", def: "sub", help: "ID token claim sent as X-Forwarded-User",
+		parse: func(c *Config, v string) error { c.UserClaim = v; return nil }},
+	{name: "AUTHPROXY_GROUPS_CLAIM", def: "groups", help: "ID token claim holding the user's groups",
+		parse: func(c *Config, v string) error { c.GroupsClaim = v; return nil }},
+	{name: "AUTHPROXY_PASS_ACCESS_TOKEN", def: "false", help: "also send X-Forwarded-Access-Token: true or false",
+		parse: func(c *Config, v string) (err error) { c.PassAccessToken, err = parseBool(v); return err }},
+	{name: "AUTHPROXY_POST_LOGOUT_REDIRECT_URL", help: "absolute URL the IdP returns to after sign-out; default: the redirect URL's origin + /",
+		parse: func(c *Config, v string) (err error) {
+			if v != "" {
+				c.PostLogoutRedirectURL, err = parseHTTPURL(v)
+			}
+			return err
+		}},
+	{name: "AUTHPROXY_TRUSTED_PROXIES", help: "CIDRs of proxies in front of authproxy whose X-Forwarded-For/-Proto/-Host are kept, e.g. 10.0.0.0/8",
+		parse: parseTrustedProxies},
+	{name: "AUTHPROXY_LOG_FORMAT", def: "json", help: "json or text",
+		parse: func(c *Config, v string) error {
+			c.LogFormat = v
+			if v != "json" && v != "text" {
+				return fmt.Errorf("want json or text, got %q", v)
+			}
+			return nil
+		}},
+	{name: "AUTHPROXY_TEMPLATES_DIR", help: "directory of .html files overriding the embedded pages of the same name",
+		parse: func(c *Config, v string) error { c.TemplatesDir = v; return nil }},
+}
+
+// splitList splits a comma-separated list, trimming blanks and dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for item := range strings.SplitSeq(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+func parseBool(v string) (bool, error) {
+	switch v {
+	case "true":
+		return true, nil
+	case "false":
+		return false, nil
+	}
+	return false, fmt.Errorf("want true or false, got %q", v)
+}
+
+func parsePositiveDuration(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("want a positive Go duration such as 90s or 12h, got %q", v)
+	}
+	return d, nil
+}
+
+func checkHostPort(v string) error {
+	_, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return fmt.Errorf("want host:port such as :4180 or 127.0.0.1:4180, got %q", v)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("want a port between 0 and 65535, got %q", port)
+	}
+	return nil
+}
+
+func parseHTTPURL(v string) (*url.URL, error) {
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("want an absolute http:// or https:// URL, got %q", v)
+	}
+	if u.User != nil || u.Fragment != "" {
+		return nil, fmt.Errorf("want a URL without user info or fragment, got %q", v)
+	}
+	return u, nil
+}
+
+func parseUpstream(v string) (*url.URL, error) {
+	u, err := url.Parse(v)
+	if err != nil {
+		return nil, fmt.Errorf("want http://host:port, https://host:port or unix:///path.sock, got %q", v)
+	}
+	switch {
+	case u.Scheme == "unix" && u.Host == "" && path.IsAbs(u.Path):
+		return u, nil
+	case (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.User == nil && u.RawQuery == "" && u.Fragment == "":
+		return u, nil
+	}
+	return nil, fmt.Errorf("want http://host:port, https://host:port or unix:///path.sock, got %q", v)
+}
+
+func parseRedirectURL(v string) (*url.URL, error) {
+	u, err := parseHTTPURL(v)
+	if err != nil {
+		return nil, err
+	}
+	if u.Path != callbackPath || u.RawQuery != "" {
+		return nil, fmt.Errorf("want a URL whose path is %s and no query, got path %q", callbackPath, u.Path)
+	}
+	return u, nil
+}
+
+func parseScopes(c *Config, v string) error {
+	c.Scopes = strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == ',' })
+	for _, s := range c.Scopes {
+		if s == "openid" {
+			return nil
+		}
+	}
+	return fmt.Errorf("want a list that includes openid, got %q", v)
+}
+
+// cookieSecretLen is the size of one cookie secret, in bytes.
+const cookieSecretLen = 32
+
+func parseCookieSecrets(c *Config, v string) error {
+	items := splitList(v)
+	if len(items) == 0 {
+		return errors.New("required; " + cookieSecretHelp)
+	}
+	c.CookieSecrets = nil
+	for i, item := range items {
+		key, err := decodeSecret(item)
+		if err != nil {
+			if len(items) > 1 {
+				return fmt.Errorf("item %d: %w", i+1, err)
+			}
+			return err
+		}
+		c.CookieSecrets = append(c.CookieSecrets, Secret(key))
+	}
+	return nil
+}
+
+const cookieSecretHelp = "want 32 random bytes base64-encoded (or 64 hex characters); `authproxy secret` prints one"
+
+// decodeSecret accepts 64 hex characters or any base64 flavour of 32 bytes.
+func decodeSecret(s string) ([]byte, error) {
+	if len(s) == 2*cookieSecretLen {
+		if b, err := hex.DecodeString(s); err == nil {
+			return b, nil
+		}
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
+		b, err := enc.DecodeString(s)
+		if err != nil {
+			continue
+		}
+		if len(b) != cookieSecretLen {
+			return nil, fmt.Errorf("want 32 bytes base64-encoded, got %d bytes", len(b))
+		}
+		return b, nil
+	}
+	return nil, fmt.Errorf("%s; got %d characters that are neither", cookieSecretHelp, len(s))
+}
+
+func parseCookieName(c *Config, v string) error {
+	c.CookieName = v
+	for _, r := range v {
+		if r <= ' ' || r >= 0x7f || strings.ContainsRune("()<>@,;:\\\"/[]?={}", r) {
+			return fmt.Errorf("want a cookie name of letters, digits, _ and -, got %q", v)
+		}
+	}
+	return nil
+}
+
+func checkDomain(v string) error {
+	if v == "" {
+		return nil
+	}
+	d := strings.TrimPrefix(v, ".")
+	if d == "" || strings.ContainsAny(d, " /:;,") || strings.Contains(d, "..") {
+		return fmt.Errorf("want a domain name such as example.com, got %q", v)
+	}
+	return nil
+}
+
+func parseSameSite(c *Config, v string) error {
+	switch strings.ToLower(v) {
+	case "lax":
+		c.CookieSameSite = http.SameSiteLaxMode
+	case "strict":
+		c.CookieSameSite = http.SameSiteStrictMode
+	case "none":
+		c.CookieSameSite = http.SameSiteNoneMode
+	default:
+		return fmt.Errorf("want lax, strict or none, got %q", v)
+	}
+	return nil
+}
+
+func parseDomains(v string) ([]string, error) {
+	var out []string
+	for _, d := range splitList(v) {
+		d = strings.ToLower(strings.TrimPrefix(d, "@"))
+		if d != "*" {
+			if err := checkDomain(d); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+func parseEmails(v string) ([]string, error) {
+	var out []string
+	for _, e := range splitList(v) {
+		at := strings.LastIndexByte(e, '@')
+		if at <= 0 || at == len(e)-1 {
+			return nil, fmt.Errorf("want email addresses such as ada@example.com, got %q", e)
+		}
+		out = append(out, strings.ToLower(e))
+	}
+	return out, nil
+}
+
+func parseRoutes(v string) ([]Route, error) {
+	var out []Route
+	for _, item := range splitList(v) {
+		var rt Route
+		fields := strings.Fields(item)
+		switch len(fields) {
+		case 1:
+			rt.Path = fields[0]
+		case 2:
+			rt.Method, rt.Path = strings.ToUpper(fields[0]), fields[1]
+			if !validMethod(rt.Method) {
+				return nil, fmt.Errorf("route %q: want an HTTP method such as GET, got %q", item, fields[0])
+			}
+		default:
+			return nil, fmt.Errorf("route %q: want [METHOD] /path", item)
+		}
+		if !strings.HasPrefix(rt.Path, "/") {
+			return nil, fmt.Errorf("route %q: want a path starting with /", item)
+		}
+		if clean, err := cleanPath(rt.Path); err != nil || clean != rt.Path {
+			return nil, fmt.Errorf("route %q: want a clean path without //, . or .. segments, %%-escapes or backslashes", item)
+		}
+		out = append(out, rt)
+	}
+	return out, nil
+}
+
+func validMethod(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return true
+	}
+	return false
+}
+
+func parseTrustedProxies(c *Config, v string) error {
+	c.TrustedProxies = nil
+	for _, item := range splitList(v) {
+		p, err := netip.ParsePrefix(item)
+		if err != nil {
+			a, aerr := netip.ParseAddr(item)
+			if aerr != nil {
+				return fmt.Errorf("want CIDRs such as 10.0.0.0/8 or addresses, got %q", item)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		c.TrustedProxies = append(c.TrustedProxies, p.Masked())
+	}
+	return nil
+}
+
+// VariablesMarkdown returns the table of every AUTHPROXY_* variable, with its
+// default and meaning, as the Markdown the README shows. A test keeps the
+// README in step with it.
+func VariablesMarkdown() string {
+	var b strings.Builder
+	b.WriteString("| variable | default | meaning |\n|---|---|---|\n")
+	for _, v := range variables {
+		def := "`" + v.def + "`"
+		switch {
+		case v.required:
+			def = "required"
+		case v.def == "":
+			def = "empty"
+		}
+		help := v.help
+		if v.secret {
+			help += " (or `" + v.name + "_FILE`)"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", v.name, def, strings.ReplaceAll(help, "|", "\\|"))
+	}
+	return b.String()
+}

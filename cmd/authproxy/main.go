@@ -1,0 +1,143 @@
+// Command authproxy is an OpenID Connect authentication reverse proxy for
+// apps that have no sign-in of their own. See README.md.
+//
+//	authproxy           serve (configured by AUTHPROXY_* variables)
+//	authproxy check     validate the configuration and reach the IdP
+//	authproxy secret    print a fresh random cookie secret
+//	authproxy version   print the version
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/authproxy/authproxy/authproxy"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := ""
+	if len(args) > 0 {
+		cmd = args[0]
+	}
+	switch cmd {
+	case "":
+		return serve(stderr)
+	case "check":
+		return check(stdout, stderr)
+	case "secret":
+		key := make([]byte, 32)
+		rand.Read(key)
+		fmt.Fprintln(stdout, base64.StdEncoding.EncodeToString(key))
+		return 0
+	case "version":
+		fmt.Fprintln(stdout, "authproxy", version)
+		return 0
+	}
+	fmt.Fprintf(stderr, "authproxy: unknown command %q; want no command (serve), check, secret or version\n", cmd)
+	return 2
+}
+
+// loadConfig reads the configuration, printing every problem on failure.
+func loadConfig(stderr io.Writer) (*authproxy.Config, bool) {
+	cfg, err := authproxy.LoadConfig(os.LookupEnv)
+	if err != nil {
+		fmt.Fprintf(stderr, "authproxy: invalid configuration:\n%s\n", indent(err))
+		return nil, false
+	}
+	return cfg, true
+}
+
+// serve runs the proxy until SIGINT or SIGTERM, then drains in-flight
+// requests for up to 20 s.
+func serve(stderr io.Writer) int {
+	cfg, ok := loadConfig(stderr)
+	if !ok {
+		return 1
+	}
+	log := newLogger(cfg.LogFormat, stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	handler, err := authproxy.NewFromConfig(ctx, cfg, log)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	srv := &http.Server{
+		Addr:              cfg.Listen,
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	log.Info("authproxy serving", "listen", cfg.Listen, "upstream", cfg.Upstream.Redacted(), "version", version)
+
+	select {
+	case err := <-errc:
+		log.Error("server failed", "err", err)
+		return 1
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Error("shutdown incomplete", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// check validates the configuration and reaches the IdP, printing a report.
+func check(stdout, stderr io.Writer) int {
+	cfg, ok := loadConfig(stderr)
+	if !ok {
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := authproxy.Check(ctx, cfg, stdout); err != nil {
+		fmt.Fprintf(stderr, "authproxy check: FAILED: %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, "authproxy check: OK")
+	return 0
+}
+
+func newLogger(format string, w io.Writer) *slog.Logger {
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, nil))
+	}
+	return slog.New(slog.NewJSONHandler(w, nil))
+}
+
+// indent prints each line of a joined error as an indented list item.
+func indent(err error) string {
+	var out []byte
+	for line := range strings.Lines(err.Error()) {
+		out = append(out, "  - "...)
+		out = append(out, line...)
+	}
+	return strings.TrimRight(string(out), "\n")
+}

@@ -1,0 +1,81 @@
+package providers
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// ClaimsIdentity reads an Identity's claims from decoded JWT claims: the user
+// from userClaim, groups from groupsClaim (an array, or one string), email,
+// email_verified (a boolean, or the string "true"), preferred_username and
+// sid. Claims of unexpected types are ignored, never guessed at. A claim name
+// containing dots that is not itself a top-level claim is looked up as a path
+// into nested objects (realm_access.roles).
+func ClaimsIdentity(claims map[string]any, userClaim, groupsClaim string) *Identity {
+	return &Identity{
+		User:              claimString(lookupClaim(claims, userClaim)),
+		Subject:           claimString(claims["sub"]),
+		Email:             claimString(claims["email"]),
+		EmailVerified:     claimBool(claims["email_verified"]),
+		PreferredUsername: claimString(claims["preferred_username"]),
+		Groups:            claimStrings(lookupClaim(claims, groupsClaim)),
+		SID:               claimString(claims["sid"]),
+	}
+}
+
+func lookupClaim(claims map[string]any, name string) any {
+	if v, ok := claims[name]; ok {
+		return v
+	}
+	var cur any = claims
+	for part := range strings.SplitSeq(name, ".") {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		cur = m[part]
+	}
+	return cur
+}
+
+func claimString(v any) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case float64:
+		return fmt.Sprint(v)
+	case json.Number:
+		return v.String()
+	}
+	return ""
+}
+
+func claimBool(v any) bool {
+	switch v := v.(type) {
+	case bool:
+		return v
+	case string:
+		return v == "true"
+	}
+	return false
+}
+
+func claimStrings(v any) []string {
+	switch v := v.(type) {
+	case string:
+		if v == "" {
+			return nil
+		}
+		return []string{v}
+	case []any:
+		out := make([]string, 0, len(v))
+		for _, item := range v {
+			if s := claimString(item); s != "" {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
+}

@@ -1,0 +1,284 @@
+package providers
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+)
+
+// ErrRejected wraps every failure for which the browser's sign-in attempt
+// itself is at fault or is not trustworthy: the IdP refused the code (used,
+// expired, wrong verifier), or the ID token failed verification. Other
+// errors from Exchange and Refresh mean the IdP could not be reached or
+// answered badly.
+var ErrRejected = errors.New("providers: sign-in rejected")
+
+// OIDCConfig configures an OpenID Connect provider found by discovery.
+type OIDCConfig struct {
+	// IssuerURL is the issuer; discovery reads
+	// IssuerURL + "/.well-known/openid-configuration". Required.
+	IssuerURL string
+	// ClientID and ClientSecret identify authproxy to the IdP. An empty
+	// ClientSecret makes a public client that relies on PKCE alone.
+	ClientID     string
+	ClientSecret string
+	// RedirectURL is the absolute callback URL registered at the IdP.
+	RedirectURL string
+	// Scopes are requested at sign-in; they must include "openid".
+	Scopes []string
+	// UserClaim names the claim that becomes Identity.User; default "sub".
+	UserClaim string
+	// GroupsClaim names the claim that holds groups; default "groups".
+	GroupsClaim string
+	// HTTPClient is used for every call to the IdP; nil means a client with
+	// a 10 s timeout.
+	HTTPClient *http.Client
+	// Logger receives discovery progress; nil discards it.
+	Logger *slog.Logger
+	// Now is the clock used to check token lifetimes; nil means time.Now.
+	Now func() time.Time
+}
+
+// OIDC is a Provider for any OpenID Connect identity provider. It is safe for
+// concurrent use. Until discovery has succeeded, every call returns an error
+// wrapping ErrUnavailable.
+type OIDC struct {
+	cfg    OIDCConfig
+	client *http.Client
+	log    *slog.Logger
+
+	found   atomic.Pointer[discovered]
+	mu      sync.Mutex // guards lastErr
+	lastErr error
+}
+
+// discovered is what discovery yields; it never changes once stored.
+type discovered struct {
+	oauth      oauth2.Config
+	verifier   *oidc.IDTokenVerifier
+	provider   *oidc.Provider
+	endSession string
+}
+
+// NewOIDC returns a provider that has not yet run discovery: call Discover,
+// or DiscoverWithRetry in a goroutine, before it can serve sign-ins.
+func NewOIDC(cfg OIDCConfig) *OIDC {
+	if cfg.UserClaim == "" {
+		cfg.UserClaim = "sub"
+	}
+	if cfg.GroupsClaim == "" {
+		cfg.GroupsClaim = "groups"
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	client := cfg.HTTPClient
+	if client == nil {
+		client = &http.Client{Timeout: 10 * time.Second}
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &OIDC{cfg: cfg, client: client, log: log}
+	p.lastErr = fmt.Errorf("%w: discovery has not run yet", ErrUnavailable)
+	return p
+}
+
+// Discover fetches the discovery document once. It returns nil at once if
+// an earlier call succeeded.
+func (p *OIDC) Discover(ctx context.Context) error {
+	if p.found.Load() != nil {
+		return nil
+	}
+	op, err := oidc.NewProvider(oidc.ClientContext(ctx, p.client), p.cfg.IssuerURL)
+	if err != nil {
+		err = fmt.Errorf("%w: discovery at %s: %w", ErrUnavailable, p.cfg.IssuerURL, err)
+		p.mu.Lock()
+		p.lastErr = err
+		p.mu.Unlock()
+		return err
+	}
+	var extra struct {
+		EndSession string `json:"end_session_endpoint"`
+	}
+	if err := op.Claims(&extra); err != nil {
+		return fmt.Errorf("%w: reading discovery document: %w", ErrUnavailable, err)
+	}
+	d := &discovered{
+		provider: op,
+		oauth: oauth2.Config{
+			ClientID:     p.cfg.ClientID,
+			ClientSecret: p.cfg.ClientSecret,
+			Endpoint:     op.Endpoint(),
+			RedirectURL:  p.cfg.RedirectURL,
+			Scopes:       p.cfg.Scopes,
+		},
+		verifier:   op.Verifier(&oidc.Config{ClientID: p.cfg.ClientID, Now: p.cfg.Now}),
+		endSession: extra.EndSession,
+	}
+	if p.cfg.ClientSecret == "" {
+		d.oauth.Endpoint.AuthStyle = oauth2.AuthStyleInParams
+	}
+	p.found.Store(d)
+	return nil
+}
+
+// DiscoverWithRetry calls Discover until it succeeds or ctx ends, waiting
+// from 1 s up to 30 s between attempts. Run it in its own goroutine.
+func (p *OIDC) DiscoverWithRetry(ctx context.Context) {
+	wait := time.Second
+	for {
+		err := p.Discover(ctx)
+		if err == nil {
+			p.log.Info("identity provider discovered", "issuer", p.cfg.IssuerURL)
+			return
+		}
+		p.log.Warn("identity provider discovery failed; retrying", "issuer", p.cfg.IssuerURL, "retry_in", wait.String(), "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
+}
+
+// Ready returns nil once discovery has succeeded, else the reason it has not.
+func (p *OIDC) Ready() error {
+	if p.found.Load() != nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.lastErr
+}
+
+func (p *OIDC) loaded() (*discovered, error) {
+	if d := p.found.Load(); d != nil {
+		return d, nil
+	}
+	return nil, p.Ready()
+}
+
+// EndSessionEndpoint returns the IdP's RP-initiated logout endpoint from
+// discovery, or "" when it has none or discovery has not succeeded.
+func (p *OIDC) EndSessionEndpoint() string {
+	if d := p.found.Load(); d != nil {
+		return d.endSession
+	}
+	return ""
+}
+
+// AuthCodeURL implements Provider.
+func (p *OIDC) AuthCodeURL(state, nonce, verifier string) (string, error) {
+	d, err := p.loaded()
+	if err != nil {
+		return "", err
+	}
+	return d.oauth.AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)), nil
+}
+
+// Exchange implements Provider.
+func (p *OIDC) Exchange(ctx context.Context, code, verifier, nonce string) (*Identity, error) {
+	d, err := p.loaded()
+	if err != nil {
+		return nil, err
+	}
+	ctx = oidc.ClientContext(ctx, p.client)
+	tok, err := d.oauth.Exchange(ctx, code, oauth2.VerifierOption(verifier))
+	if err != nil {
+		return nil, tokenError("exchanging code", err)
+	}
+	rawID, _ := tok.Extra("id_token").(string)
+	if rawID == "" {
+		return nil, fmt.Errorf("%w: token response has no id_token", ErrRejected)
+	}
+	idt, err := d.verifier.Verify(ctx, rawID)
+	if err != nil {
+		return nil, fmt.Errorf("%w: verifying ID token: %w", ErrRejected, err)
+	}
+	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(nonce)) != 1 || nonce == "" {
+		return nil, fmt.Errorf("%w: ID token nonce does not match this sign-in", ErrRejected)
+	}
+	if idt.AccessTokenHash != "" {
+		if err := idt.VerifyAccessToken(tok.AccessToken); err != nil {
+			return nil, fmt.Errorf("%w: at_hash: %w", ErrRejected, err)
+		}
+	}
+	return p.identity(ctx, d, idt, rawID, tok)
+}
+
+// Refresh implements Provider. When the IdP returns no new ID token, the
+// returned Identity carries only the new tokens; its claims are empty.
+func (p *OIDC) Refresh(ctx context.Context, refreshToken string) (*Identity, error) {
+	d, err := p.loaded()
+	if err != nil {
+		return nil, err
+	}
+	ctx = oidc.ClientContext(ctx, p.client)
+	tok, err := d.oauth.TokenSource(ctx, &oauth2.Token{RefreshToken: refreshToken}).Token()
+	if err != nil {
+		return nil, tokenError("refreshing", err)
+	}
+	rawID, _ := tok.Extra("id_token").(string)
+	if rawID == "" {
+		return &Identity{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, Expiry: tok.Expiry}, nil
+	}
+	idt, err := d.verifier.Verify(ctx, rawID)
+	if err != nil {
+		return nil, fmt.Errorf("%w: verifying refreshed ID token: %w", ErrRejected, err)
+	}
+	return p.identity(ctx, d, idt, rawID, tok)
+}
+
+// tokenError classifies a token endpoint failure: a 4xx answer is the
+// client's fault (ErrRejected), anything else is the IdP being unavailable.
+func tokenError(op string, err error) error {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode >= 400 && re.Response.StatusCode < 500 {
+		return fmt.Errorf("%w: %s: %s", ErrRejected, op, re.ErrorCode)
+	}
+	return fmt.Errorf("providers: %s: %w", op, err)
+}
+
+// identity reads the claims authproxy uses from a verified ID token, asking
+// the userinfo endpoint for the email when the ID token lacks it.
+func (p *OIDC) identity(ctx context.Context, d *discovered, idt *oidc.IDToken, rawID string, tok *oauth2.Token) (*Identity, error) {
+	var claims map[string]any
+	if err := idt.Claims(&claims); err != nil {
+		return nil, fmt.Errorf("%w: decoding ID token claims: %w", ErrRejected, err)
+	}
+	if _, ok := claims["email"]; !ok && d.provider.UserInfoEndpoint() != "" {
+		ui, err := d.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
+		if err == nil && ui.Subject == idt.Subject {
+			var extra map[string]any
+			if ui.Claims(&extra) == nil {
+				for k, v := range extra {
+					if _, ok := claims[k]; !ok {
+						claims[k] = v
+					}
+				}
+			}
+		}
+	}
+	id := ClaimsIdentity(claims, p.cfg.UserClaim, p.cfg.GroupsClaim)
+	if id.User == "" {
+		return nil, fmt.Errorf("%w: ID token has no %q claim to identify the user", ErrRejected, p.cfg.UserClaim)
+	}
+	id.Subject = idt.Subject
+	id.IDToken = rawID
+	id.AccessToken = tok.AccessToken
+	id.RefreshToken = tok.RefreshToken
+	id.Expiry = tok.Expiry
+	return id, nil
+}
