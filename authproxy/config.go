@@ -15,13 +15,15 @@ import (
 // Config is authproxy's validated configuration. LoadConfig builds it once at
 // start; nothing changes it afterwards. The zero value is not usable.
 type Config struct {
-	Listen       string
-	Upstream     *url.URL
-	Issuer       *url.URL
-	ClientID     string
-	ClientSecret Secret
-	RedirectURL  *url.URL
-	Scopes       []string
+	Listen   string
+	Upstream *url.URL
+	// UpstreamTimeout bounds the wait for the upstream's response headers.
+	UpstreamTimeout time.Duration
+	Issuer          *url.URL
+	ClientID        string
+	ClientSecret    Secret
+	RedirectURL     *url.URL
+	Scopes          []string
 
 	// CookieSecrets are 32-byte keys; the first seals, all open.
 	CookieSecrets  []Secret

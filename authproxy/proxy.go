@@ -36,7 +36,7 @@ func sessionFrom(ctx context.Context) *session.Session {
 func (s *Server) newReverseProxy() *httputil.ReverseProxy {
 	target := s.cfg.Upstream
 	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.ResponseHeaderTimeout = 0 // streamed and long-polling responses are allowed
+	transport.ResponseHeaderTimeout = s.cfg.UpstreamTimeout
 	transport.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	if target.Scheme == "unix" {
 		sock := target.Path

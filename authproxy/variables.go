@@ -32,6 +32,8 @@ var variables = []variable{
 		parse: func(c *Config, v string) error { c.Listen = v; return checkHostPort(v) }},
 	{name: "AUTHPROXY_UPSTREAM", required: true, help: "the protected app: http://127.0.0.1:8080, https://… or unix:///path.sock",
 		parse: func(c *Config, v string) (err error) { c.Upstream, err = parseUpstream(v); return err }},
+	{name: "AUTHPROXY_UPSTREAM_TIMEOUT", def: "30s", help: "how long to wait for the upstream's response headers before answering 504 (streams may then run longer)",
+		parse: func(c *Config, v string) (err error) { c.UpstreamTimeout, err = parsePositiveDuration(v); return err }},
 	{name: "AUTHPROXY_OIDC_ISSUER", required: true, help: "issuer URL; discovery at `<issuer>/.well-known/openid-configuration`",
 		parse: func(c *Config, v string) (err error) { c.Issuer, err = parseHTTPURL(v); return err }},
 	{name: "AUTHPROXY_CLIENT_ID", required: true, help: "OAuth2 client id",
