@@ -1,0 +1,43 @@
+# authproxy's entry points. Each works on a fresh Debian machine: the targets that need Dex,
+# Chromium, Redis or nginx install them first (scripts/install-deps.sh, idempotent).
+#
+#   make build   build bin/authproxy
+#   make test    every test with -race, the end-to-end tests included
+#   make e2e     only the end-to-end tests (real Dex + Chromium), verbose
+#   make demo    Dex + the sample legacy app + authproxy on http://127.0.0.1:4180
+#   make fuzz    every fuzz target for FUZZTIME each (default 30s)
+#   make deps    install the test components only
+#   make clean   remove bin/
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+
+GO ?= go
+FUZZTIME ?= 30s
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
+# Where scripts/install-deps.sh keeps Dex; the end-to-end tests read it from AUTHPROXY_DEX_BIN.
+DEX_BIN = $(shell scripts/install-deps.sh --print-dex)
+
+.PHONY: build test e2e demo fuzz deps clean
+
+build:
+	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o bin/authproxy ./cmd/authproxy
+
+test: deps
+	AUTHPROXY_DEX_BIN="$(DEX_BIN)" $(GO) test -race -count=1 ./...
+
+e2e: deps
+	AUTHPROXY_DEX_BIN="$(DEX_BIN)" $(GO) test -race -count=1 -v ./e2e/
+
+demo:
+	deploy/demo/run.sh
+
+fuzz:
+	FUZZTIME="$(FUZZTIME)" scripts/fuzz.sh
+
+deps:
+	scripts/install-deps.sh
+
+clean:
+	rm -rf bin
