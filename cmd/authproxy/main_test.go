@@ -1,0 +1,70 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"strings"
+	"testing"
+)
+
+func TestBadConfigurationListsEveryProblemBeforeListening(t *testing.T) {
+	for _, k := range []string{"AUTHPROXY_UPSTREAM", "AUTHPROXY_OIDC_ISSUER", "AUTHPROXY_CLIENT_ID", "AUTHPROXY_REDIRECT_URL"} {
+		t.Setenv(k, "")
+	}
+	t.Setenv("AUTHPROXY_COOKIE_SECRET", base64.StdEncoding.EncodeToString([]byte("twelve bytes")))
+	t.Setenv("AUTHPROXY_COOKIE_SAMESITE", "sometimes")
+	t.Setenv("AUTHPROXY_LISTEN", "127.0.0.1:1") // must never be reached
+
+	var stdout, stderr bytes.Buffer
+	if code := run(nil, &stdout, &stderr); code != 1 {
+		t.Fatalf("exit code = %d, want 1", code)
+	}
+	out := stderr.String()
+	for _, want := range []string{
+		"AUTHPROXY_UPSTREAM: required",
+		"AUTHPROXY_OIDC_ISSUER: required",
+		"AUTHPROXY_CLIENT_ID: required",
+		"AUTHPROXY_REDIRECT_URL: required",
+		"AUTHPROXY_COOKIE_SECRET: want 32 bytes base64-encoded, got 12 bytes",
+		`AUTHPROXY_COOKIE_SAMESITE: want lax, strict or none, got "sometimes"`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "twelve") || strings.Contains(out, "dHdlbHZl") {
+		t.Errorf("stderr shows the secret:\n%s", out)
+	}
+}
+
+func TestSecretVersionAndUnknownCommand(t *testing.T) {
+	tests := []struct {
+		args     []string
+		code     int
+		validate func(out string) bool
+	}{
+		{[]string{"secret"}, 0, func(out string) bool {
+			b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(out))
+			return err == nil && len(b) == 32
+		}},
+		{[]string{"version"}, 0, func(out string) bool { return strings.HasPrefix(out, "authproxy ") }},
+		{[]string{"frobnicate"}, 2, func(out string) bool { return out == "" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.args[0], func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := run(tt.args, &stdout, &stderr); code != tt.code {
+				t.Errorf("exit code = %d, want %d (stderr %q)", code, tt.code, stderr.String())
+			}
+			if !tt.validate(stdout.String()) {
+				t.Errorf("stdout = %q", stdout.String())
+			}
+		})
+	}
+	var a, b bytes.Buffer
+	run([]string{"secret"}, &a, &bytes.Buffer{})
+	run([]string{"secret"}, &b, &bytes.Buffer{})
+	if a.String() == b.String() {
+		t.Error("two secrets are equal")
+	}
+}
