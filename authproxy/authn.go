@@ -2,10 +2,12 @@ package authproxy
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 
+	"github.com/authproxy/authproxy/providers"
 	"github.com/authproxy/authproxy/session"
 	"github.com/authproxy/authproxy/templates"
 )
@@ -24,6 +26,11 @@ func (s *Server) protect(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
+	if clean != r.URL.Path {
+		// Only repeated slashes differ here: forward the path the routes
+		// were matched on, so the upstream cannot read it otherwise.
+		r.URL.Path, r.URL.RawPath = clean, ""
+	}
 	for _, rt := range s.cfg.SkipAuthRoutes {
 		if rt.Match(r.Method, clean) {
 			s.proxy.ServeHTTP(w, r)
@@ -31,19 +38,13 @@ func (s *Server) protect(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	sess, err := s.store.Load(r)
+	sess, err := s.session(w, r)
 	switch {
 	case errors.Is(err, session.ErrNotFound):
 		s.unauthenticated(w, r)
 		return
 	case err != nil:
-		s.log.Error("session store failed", "err", err, "path", r.URL.Path)
-		s.page(w, r, templates.Page{
-			Status:  http.StatusServiceUnavailable,
-			Title:   "Sign-in is unavailable",
-			Message: "authproxy could not read your session right now.",
-			Hint:    "Try again in a moment.",
-		})
+		s.storeUnavailable(w, r, err)
 		return
 	}
 	if reason := s.authorize(sess.Email, sess.Groups); reason != "" {
@@ -51,7 +52,42 @@ func (s *Server) protect(w http.ResponseWriter, r *http.Request) {
 		s.forbidden(w, r, reason)
 		return
 	}
-	s.proxy.ServeHTTP(w, r.WithContext(withSession(r.Context(), sess)))
+	ctx := withSession(r.Context(), sess)
+	if isStream(r) {
+		var done func()
+		ctx, done = s.streams.track(ctx, sess)
+		defer done()
+	}
+	s.proxy.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// session loads the request's session and refreshes its tokens when they
+// are about to expire. It returns an error wrapping session.ErrNotFound when
+// there is no usable session (none, invalid, or ended by the IdP at
+// refresh), and other errors when the store failed.
+func (s *Server) session(w http.ResponseWriter, r *http.Request) (*session.Session, error) {
+	sess, err := s.store.Load(r)
+	if err != nil {
+		return nil, err
+	}
+	sess, err = s.refreshIfDue(w, r, sess)
+	if errors.Is(err, errSessionEnded) {
+		_ = s.store.Clear(w, r)
+		return nil, fmt.Errorf("%w: %w", session.ErrNotFound, err)
+	}
+	return sess, err
+}
+
+// storeUnavailable answers when the session store failed: 503, never a
+// redirect to sign in (which would loop while the store is down).
+func (s *Server) storeUnavailable(w http.ResponseWriter, r *http.Request, err error) {
+	s.log.Error("session store failed", "err", err, "path", r.URL.Path)
+	s.page(w, r, templates.Page{
+		Status:  http.StatusServiceUnavailable,
+		Title:   "Sign-in is unavailable",
+		Message: "authproxy could not read your session right now.",
+		Hint:    "Try again in a moment.",
+	})
 }
 
 // unauthenticated answers a request without a session: a browser navigation
@@ -113,6 +149,12 @@ func (s *Server) authorize(email string, groups []string) string {
 	return ""
 }
 
+// emailTrusted reports whether a signed-in identity's email may be relied
+// on: verified by the IdP, absent, or AUTHPROXY_INSECURE_ALLOW_UNVERIFIED_EMAIL.
+func (s *Server) emailTrusted(id *providers.Identity) bool {
+	return id.Email == "" || id.EmailVerified || s.cfg.InsecureAllowUnverifiedEmail
+}
+
 func emailAllowed(email string, domains, emails []string) bool {
 	if email == "" {
 		return false
@@ -136,8 +178,11 @@ func emailAllowed(email string, domains, emails []string) bool {
 // forbidden renders the 403 page for a signed-in user who may not pass.
 func (s *Server) forbidden(w http.ResponseWriter, r *http.Request, reason string) {
 	msg := "You are signed in, but your account is not allowed to use this application."
-	if strings.Contains(reason, "GROUPS") {
+	switch {
+	case strings.Contains(reason, "GROUPS"):
 		msg = "You are signed in, but your account is not in a group that may use this application."
+	case strings.Contains(reason, "not verified"):
+		msg = "Your identity provider has not verified your email address, so it cannot be used to sign in here."
 	}
 	s.page(w, r, templates.Page{
 		Status:   http.StatusForbidden,

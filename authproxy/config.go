@@ -37,7 +37,10 @@ type Config struct {
 	AllowedEmailDomains []string
 	AllowedEmails       []string
 	AllowedGroups       []string
-	SkipAuthRoutes      []Route
+	// InsecureAllowUnverifiedEmail lets users sign in whose IdP does not
+	// vouch for their email address (email_verified false or missing).
+	InsecureAllowUnverifiedEmail bool
+	SkipAuthRoutes               []Route
 
 	UserClaim       string
 	GroupsClaim     string
@@ -64,6 +67,12 @@ func (s Secret) String() string {
 // LogValue keeps the secret out of structured logs.
 func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
 
+// MarshalText keeps the secret out of JSON and text encodings.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// GoString keeps the secret out of %#v.
+func (s Secret) GoString() string { return `authproxy.Secret("` + s.String() + `")` }
+
 // Reveal returns the secret's value. Do not log or print it.
 func (s Secret) Reveal() string { return string(s) }
 
@@ -77,6 +86,7 @@ type Lookup func(name string) (string, bool)
 func LoadConfig(lookup Lookup) (*Config, error) {
 	c := &Config{}
 	var errs []error
+	failed := map[string]bool{}
 	for _, v := range variables {
 		raw, err := v.read(lookup)
 		if err == nil && raw == "" && v.required {
@@ -89,14 +99,13 @@ func LoadConfig(lookup Lookup) (*Config, error) {
 			err = v.parse(c, raw)
 		}
 		if err != nil {
+			failed[v.name] = true
 			errs = append(errs, fmt.Errorf("%s: %w", v.name, err))
 		}
 	}
+	errs = append(errs, c.crossCheck(failed)...)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
-	}
-	if err := c.crossCheck(); err != nil {
-		return nil, err
 	}
 	return c, nil
 }
@@ -121,18 +130,20 @@ func (v variable) read(lookup Lookup) (string, error) {
 	return strings.TrimSpace(val), nil
 }
 
-// crossCheck validates rules that involve more than one variable.
-func (c *Config) crossCheck() error {
+// crossCheck validates rules that involve more than one variable, and fills
+// defaults derived from others. It skips rules whose variables failed.
+func (c *Config) crossCheck(failed map[string]bool) []error {
 	var errs []error
-	if c.CookieSameSite == http.SameSiteNoneMode && !c.CookieSecure {
+	if !failed["AUTHPROXY_COOKIE_SAMESITE"] && !failed["AUTHPROXY_COOKIE_SECURE"] &&
+		c.CookieSameSite == http.SameSiteNoneMode && !c.CookieSecure {
 		errs = append(errs, errors.New("AUTHPROXY_COOKIE_SAMESITE: none requires AUTHPROXY_COOKIE_SECURE=true (browsers drop SameSite=None cookies without Secure)"))
 	}
-	if c.PostLogoutRedirectURL == nil {
+	if c.PostLogoutRedirectURL == nil && c.RedirectURL != nil {
 		u := *c.RedirectURL
 		u.Path, u.RawPath, u.RawQuery, u.Fragment = "/", "", "", ""
 		c.PostLogoutRedirectURL = &u
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // Route is one entry of AUTHPROXY_SKIP_AUTH_ROUTES.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/authproxy/authproxy/providers"
 	"github.com/authproxy/authproxy/session"
@@ -101,7 +103,11 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	if reason := s.authorize(id.Email, id.Groups); reason != "" {
+	reason := s.authorize(id.Email, id.Groups)
+	if reason == "" && !s.emailTrusted(id) {
+		reason = "email address not verified by the identity provider (email_verified is not true)"
+	}
+	if reason != "" {
 		s.log.Info("sign-in denied", "event", "sign_in", "result", "denied", "user", id.User, "reason", reason)
 		_ = s.store.Clear(w, r)
 		s.forbidden(w, r, reason)
@@ -172,19 +178,6 @@ func (s *Server) takeState(w http.ResponseWriter, r *http.Request, state string)
 	return st, true
 }
 
-// signOut ends the session and returns to ?rd= (a local path, else "/").
-func (s *Server) signOut(w http.ResponseWriter, r *http.Request) {
-	if sess, err := s.store.Load(r); err == nil {
-		s.log.Info("signed out", "event", "sign_out", "user", sess.User)
-	}
-	if err := s.store.Clear(w, r); err != nil {
-		s.internalError(w, r, "clearing session", err)
-		return
-	}
-	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, safeRedirect(r.URL.Query().Get("rd")), http.StatusFound)
-}
-
 // idpUnavailable renders the page for an identity provider that cannot be
 // reached or answered badly.
 func (s *Server) idpUnavailable(w http.ResponseWriter, r *http.Request, err error) {
@@ -207,10 +200,15 @@ func (s *Server) internalError(w http.ResponseWriter, r *http.Request, what stri
 	})
 }
 
-// truncate shortens s to at most n bytes for logs and pages.
+// truncate shortens s to at most n bytes for logs and pages, never splitting
+// a character, and replaces invalid UTF-8.
 func truncate(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }

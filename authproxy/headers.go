@@ -1,7 +1,7 @@
 package authproxy
 
 import (
-	"mime"
+	"encoding/base64"
 	"net"
 	"net/http"
 	"net/netip"
@@ -55,8 +55,9 @@ func stripIdentityHeaders(next http.Handler) http.Handler {
 }
 
 // setHeader sets a header to v, or deletes it when v is empty. Values that
-// are not printable ASCII are sent as an RFC 2047 encoded-word
-// (=?utf-8?q?…?=) so that no byte of a claim can end or forge a header.
+// are not plain printable ASCII (control or non-ASCII bytes, leading or
+// trailing blanks, or "=?") are sent as one RFC 2047 encoded-word
+// (=?utf-8?b?…?=), so that no byte of a claim can end or forge a header.
 func setHeader(h http.Header, name, v string) {
 	if v == "" {
 		h.Del(name)
@@ -66,12 +67,17 @@ func setHeader(h http.Header, name, v string) {
 }
 
 func encodeHeaderValue(v string) string {
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c < 0x20 || c > 0x7e {
-			return mime.QEncoding.Encode("utf-8", v)
-		}
+	plain := v[0] != ' ' && v[len(v)-1] != ' ' && !strings.Contains(v, "=?")
+	for i := 0; plain && i < len(v); i++ {
+		plain = v[i] >= 0x21 && v[i] <= 0x7e || v[i] == ' '
 	}
-	return v
+	if plain {
+		return v
+	}
+	// Encoded even when mime's encoders would leave it alone (ASCII that
+	// looks like an encoded-word, or has surrounding blanks), so that an
+	// upstream that decodes or trims reads exactly the claim's value.
+	return "=?utf-8?b?" + base64.StdEncoding.EncodeToString([]byte(v)) + "?="
 }
 
 // joinGroups joins groups with commas, the form X-Forwarded-Groups takes.

@@ -117,9 +117,29 @@ func removeOwnCookies(h http.Header, name string) {
 	h["Cookie"] = []string{strings.Join(kept, "; ")}
 }
 
-// isOwnCookie reports whether a cookie name belongs to authproxy.
+// isOwnCookie reports whether a cookie name belongs to authproxy: the
+// session cookie name, its chunks name_0, name_1, …, and the sign-in state
+// cookies name_csrf_….
 func isOwnCookie(cookie, name string) bool {
-	return cookie == name || strings.HasPrefix(cookie, name+"_")
+	rest, ok := strings.CutPrefix(cookie, name)
+	switch {
+	case !ok:
+		return false
+	case rest == "":
+		return true
+	case strings.HasPrefix(rest, "_csrf_"):
+		return true
+	}
+	digits, ok := strings.CutPrefix(rest, "_")
+	if !ok || digits == "" {
+		return false
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // upstreamError answers when the upstream cannot be reached or fails

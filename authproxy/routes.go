@@ -27,6 +27,7 @@ func (s *Server) routes() http.Handler {
 	r.Post(signOutPath, s.signOut)
 	r.Get(userinfoPath, s.userinfo)
 	r.HandleFunc(authPath, s.forwardAuth)
+	r.Post(backchannelLogoutPath, s.backchannelLogout)
 	r.NotFound(s.protect)
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "method_not_allowed"})
@@ -52,7 +53,7 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 
 // userinfo answers the signed-in user's identity as JSON, 401 without a session.
 func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
-	sess, err := s.store.Load(r)
+	sess, err := s.session(w, r)
 	if err != nil {
 		s.storeError(w, r, err)
 		return
@@ -68,7 +69,7 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 // forwardAuth serves nginx auth_request and Traefik ForwardAuth: 202 with
 // identity response headers, 401 without a session, 403 when not allowed.
 func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) {
-	sess, err := s.store.Load(r)
+	sess, err := s.session(w, r)
 	if err != nil {
 		s.storeError(w, r, err)
 		return
@@ -94,7 +95,7 @@ func (s *Server) storeError(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	}
 	s.log.Error("session store failed", "err", err, "path", r.URL.Path)
-	writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "session_store_unavailable"})
+	writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "session_store_unavailable"})
 }
 
 var unauthorizedBody = map[string]string{"error": "unauthorized", "message": "sign-in required"}

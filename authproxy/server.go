@@ -18,13 +18,14 @@ import (
 
 // Fixed paths of authproxy's own endpoints (CONTRACT.md).
 const (
-	startPath    = "/oauth2/start"
-	callbackPath = "/oauth2/callback"
-	signOutPath  = "/oauth2/sign_out"
-	userinfoPath = "/oauth2/userinfo"
-	authPath     = "/oauth2/auth"
-	healthPath   = "/healthz"
-	readyPath    = "/readyz"
+	startPath             = "/oauth2/start"
+	callbackPath          = "/oauth2/callback"
+	signOutPath           = "/oauth2/sign_out"
+	userinfoPath          = "/oauth2/userinfo"
+	authPath              = "/oauth2/auth"
+	backchannelLogoutPath = "/oauth2/backchannel_logout"
+	healthPath            = "/healthz"
+	readyPath             = "/readyz"
 )
 
 // Options are the parts a Server is built from. Config, Provider and Store
@@ -36,8 +37,11 @@ type Options struct {
 	// StateCodec seals the short-lived sign-in state cookie.
 	StateCodec *session.Codec
 	Templates  *templates.Templates
-	Logger     *slog.Logger
-	Now        func() time.Time
+	// Locker holds the locks and one-time marks shared by every replica
+	// (refresh locks, used logout tokens); nil means this process only.
+	Locker Locker
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // Server serves authproxy's endpoints and proxies everything else.
@@ -53,6 +57,10 @@ type Server struct {
 	proxy    *httputil.ReverseProxy
 	trusted  trustedProxies
 	handler  http.Handler
+
+	locker    Locker
+	refresher *refresher
+	streams   *streams
 }
 
 // New builds a Server from opts.
@@ -69,7 +77,12 @@ func New(opts Options) (*Server, error) {
 		log:      opts.Logger,
 		now:      opts.Now,
 		trusted:  trustedProxies(opts.Config.TrustedProxies),
+
+		locker:    opts.Locker,
+		refresher: newRefresher(),
+		streams:   newStreams(),
 	}
+
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

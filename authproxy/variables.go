@@ -70,6 +70,8 @@ var variables = []variable{
 		parse: func(c *Config, v string) (err error) { c.AllowedEmails, err = parseEmails(v); return err }},
 	{name: "AUTHPROXY_ALLOWED_GROUPS", help: "if set, the user must be in one of these groups (comma-separated)",
 		parse: func(c *Config, v string) error { c.AllowedGroups = splitList(v); return nil }},
+	{name: "AUTHPROXY_INSECURE_ALLOW_UNVERIFIED_EMAIL", def: "false", help: "let users whose email_verified is false or missing sign in: true or false (their unverified address still reaches the upstream as X-Forwarded-Email)",
+		parse: func(c *Config, v string) (err error) { c.InsecureAllowUnverifiedEmail, err = parseBool(v); return err }},
 	{name: "AUTHPROXY_SKIP_AUTH_ROUTES", help: "routes served without a session, e.g. `GET /healthz, /public/`: a path ending in / is a prefix, any other is exact; an optional method limits the route",
 		parse: func(c *Config, v string) (err error) { c.SkipAuthRoutes, err = parseRoutes(v); return err }},
 	{name: "AUTHPROXY_USER_CLAIM", def: "sub", help: "ID token claim sent as X-Forwarded-User",

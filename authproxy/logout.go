@@ -1,0 +1,133 @@
+package authproxy
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/authproxy/authproxy/providers"
+	"github.com/authproxy/authproxy/session"
+)
+
+// maxLogoutBody bounds the back-channel logout request body.
+const maxLogoutBody = 64 << 10
+
+// signOut ends the session, closes its open streams and, when the IdP has
+// an end_session_endpoint, sends the browser there to end the IdP's session
+// too; otherwise it returns to ?rd= (a local path, else "/").
+func (s *Server) signOut(w http.ResponseWriter, r *http.Request) {
+	sess, err := s.store.Load(r)
+	if err != nil && !errors.Is(err, session.ErrNotFound) {
+		s.log.Warn("session store failed at sign-out; clearing the cookie anyway", "err", err)
+	}
+	if err := s.store.Clear(w, r); err != nil {
+		s.internalError(w, r, "clearing session", err)
+		return
+	}
+	target := safeRedirect(r.URL.Query().Get("rd"))
+	if sess != nil {
+		s.refresher.forget(sess.ID)
+		n := s.streams.closeWhere(func(o *session.Session) bool { return o.ID == sess.ID })
+		s.log.Info("signed out", "event", "sign_out", "user", sess.User, "streams_closed", n)
+		if es, ok := s.provider.(providers.EndSessioner); ok {
+			if u := es.EndSessionURL(sess.IDToken, s.cfg.PostLogoutRedirectURL.String()); u != "" {
+				target = u
+			}
+		}
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, target, http.StatusFound)
+}
+
+// backchannelLogout implements OpenID Connect Back-Channel Logout 1.0: a
+// valid logout token ends every session it names (by sid, else by sub) and
+// closes their streams, answering 200; anything else is 400 and ends nothing.
+func (s *Server) backchannelLogout(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	bad := func(reason string, err error) {
+		s.log.Warn("back-channel logout refused", "event", "backchannel_logout", "result", "refused", "reason", reason, "err", err)
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": reason})
+	}
+	lv, ok := s.provider.(providers.LogoutVerifier)
+	if !ok {
+		bad("back-channel logout is not supported with this provider", nil)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxLogoutBody)
+	if err := r.ParseForm(); err != nil {
+		bad("malformed request body", err)
+		return
+	}
+	raw := r.PostForm.Get("logout_token")
+	if raw == "" {
+		bad("missing logout_token", nil)
+		return
+	}
+	tok, err := lv.VerifyLogoutToken(r.Context(), raw)
+	if err != nil {
+		bad("invalid logout token", err)
+		return
+	}
+	// A logout token is used once: remember its jti until it expires.
+	ttl := time.Until(tok.Expiry)
+	if ttl < time.Minute {
+		ttl = time.Minute
+	}
+	if s.locker == nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable"})
+		return
+	}
+	fresh, err := s.locker.SetNX(r.Context(), "logout-jti:"+tok.JTI, []byte("1"), ttl+2*time.Minute)
+	if err != nil {
+		s.log.Error("back-channel logout: replay check failed", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable"})
+		return
+	}
+	if !fresh {
+		bad("logout token replayed", nil)
+		return
+	}
+	n, err := s.revoke(r.Context(), tok)
+	if err != nil {
+		s.log.Error("back-channel logout: revoking sessions failed", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable"})
+		return
+	}
+	s.log.Info("back-channel logout", "event", "backchannel_logout", "result", "ok", "sessions_ended", n)
+	w.WriteHeader(http.StatusOK)
+}
+
+// revoker is implemented by session stores that can end sessions by the
+// IdP's session id or subject (the ticket store, or the cookie store with a
+// revocation list).
+type revoker interface {
+	RevokeSID(ctx context.Context, sid string) (int, error)
+	RevokeSubject(ctx context.Context, sub string) (int, error)
+}
+
+// revoke ends the sessions a logout token names, in the store and in this
+// process's open streams.
+func (s *Server) revoke(ctx context.Context, tok *providers.LogoutToken) (int, error) {
+	rv, ok := s.store.(revoker)
+	if !ok {
+		return 0, errors.New("authproxy: session store cannot revoke sessions")
+	}
+	var n int
+	var err error
+	if tok.SID != "" {
+		n, err = rv.RevokeSID(ctx, tok.SID)
+	} else {
+		n, err = rv.RevokeSubject(ctx, tok.Subject)
+	}
+	if err != nil {
+		return 0, err
+	}
+	s.streams.closeWhere(func(o *session.Session) bool {
+		if tok.SID != "" {
+			return o.SID == tok.SID
+		}
+		return o.Subject == tok.Subject
+	})
+	return n, nil
+}

@@ -1,0 +1,214 @@
+package authproxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/authproxy/authproxy/providers"
+	"github.com/authproxy/authproxy/session"
+)
+
+const (
+	// refreshMargin is how long before the access token expires a request
+	// refreshes it.
+	refreshMargin = time.Minute
+	// refreshTimeout bounds one refresh call to the IdP.
+	refreshTimeout = 10 * time.Second
+	// refreshRetryAfter is how long a session waits after a refresh failed
+	// because the IdP was unavailable before it tries again.
+	refreshRetryAfter = 10 * time.Second
+	// refreshedKeep is how long a refresh result is remembered for requests
+	// that still carry the session from before it (cookie store: the
+	// browser sends the old cookie until it has the new one).
+	refreshedKeep = time.Minute
+)
+
+// errSessionEnded means the IdP refused the refresh token: the session is
+// over and the user must sign in again.
+var errSessionEnded = errors.New("authproxy: identity provider ended the session")
+
+// Locker takes a short lock shared by every replica, so that only one
+// replica spends a session's refresh token. The Redis backend is one.
+type Locker interface {
+	// SetNX sets key to value with a TTL unless key exists, and reports
+	// whether it did.
+	SetNX(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error)
+	// Delete removes key.
+	Delete(ctx context.Context, key string) error
+}
+
+// refresher makes sure each session is refreshed once at a time in this
+// process: concurrent requests of one session wait for the one refresh.
+type refresher struct {
+	mu       sync.Mutex
+	inflight map[string]*refreshCall
+	done     map[string]refreshResult // by session ID
+}
+
+type refreshCall struct {
+	wait chan struct{}
+	sess *session.Session
+	err  error
+}
+
+type refreshResult struct {
+	sess     *session.Session
+	err      error
+	at       time.Time
+	previous string // the refresh token the result replaced
+}
+
+func newRefresher() *refresher {
+	return &refresher{inflight: map[string]*refreshCall{}, done: map[string]refreshResult{}}
+}
+
+// forget drops what is remembered of a session; sign-out calls it.
+func (rf *refresher) forget(id string) {
+	rf.mu.Lock()
+	delete(rf.done, id)
+	rf.mu.Unlock()
+}
+
+// refreshDue reports whether sess's access token needs refreshing at now.
+func refreshDue(sess *session.Session, now time.Time) bool {
+	return sess.RefreshToken != "" && !sess.TokenExpiry.IsZero() && now.After(sess.TokenExpiry.Add(-refreshMargin))
+}
+
+// refreshIfDue returns sess, or a refreshed copy when its access token is
+// about to expire, saving it for the browser. Concurrent requests of one
+// session share one refresh. It returns errSessionEnded when the IdP refused
+// the refresh token; when the IdP is unavailable it logs and returns sess
+// unchanged, so signed-in users keep working.
+func (s *Server) refreshIfDue(w http.ResponseWriter, r *http.Request, sess *session.Session) (*session.Session, error) {
+	now := s.now()
+	if !refreshDue(sess, now) {
+		return sess, nil
+	}
+	rf := s.refresher
+	rf.mu.Lock()
+	if res, ok := rf.done[sess.ID]; ok && now.Sub(res.at) < refreshedKeep {
+		switch {
+		case res.err == nil && res.previous == sess.RefreshToken:
+			// This request carries the session from before a refresh that
+			// has already happened: use its result, and hand it on.
+			rf.mu.Unlock()
+			return res.sess, s.saveRefreshed(w, r, res.sess)
+		case res.err != nil && now.Sub(res.at) < refreshRetryAfter:
+			rf.mu.Unlock()
+			return sess, nil
+		}
+	}
+	call, follower := rf.inflight[sess.ID]
+	if !follower {
+		call = &refreshCall{wait: make(chan struct{})}
+		rf.inflight[sess.ID] = call
+	}
+	rf.mu.Unlock()
+
+	if follower {
+		select {
+		case <-call.wait:
+		case <-r.Context().Done():
+			return nil, r.Context().Err()
+		}
+	} else {
+		call.sess, call.err = s.refreshOnce(r, sess)
+		rf.mu.Lock()
+		delete(rf.inflight, sess.ID)
+		rf.done[sess.ID] = refreshResult{sess: call.sess, err: call.err, at: s.now(), previous: sess.RefreshToken}
+		for id, res := range rf.done {
+			if s.now().Sub(res.at) > refreshedKeep {
+				delete(rf.done, id)
+			}
+		}
+		rf.mu.Unlock()
+		close(call.wait)
+	}
+
+	switch {
+	case errors.Is(call.err, errSessionEnded):
+		return nil, call.err
+	case call.err != nil:
+		s.log.Warn("token refresh failed; keeping the session", "event", "refresh", "result", "unavailable", "user", sess.User, "err", call.err)
+		return sess, nil
+	}
+	return call.sess, s.saveRefreshed(w, r, call.sess)
+}
+
+func (s *Server) saveRefreshed(w http.ResponseWriter, r *http.Request, sess *session.Session) error {
+	if err := s.store.Save(w, r, sess); err != nil {
+		return fmt.Errorf("authproxy: saving refreshed session: %w", err)
+	}
+	return nil
+}
+
+// refreshOnce spends the session's refresh token, holding the replicas'
+// shared lock when there is one, and returns the refreshed session.
+func (s *Server) refreshOnce(r *http.Request, sess *session.Session) (*session.Session, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), refreshTimeout)
+	defer cancel()
+	if s.locker != nil {
+		key := "refresh-lock:" + sess.ID
+		ok, err := s.locker.SetNX(ctx, key, []byte("1"), refreshTimeout)
+		if err != nil {
+			return nil, fmt.Errorf("authproxy: taking refresh lock: %w", err)
+		}
+		if !ok {
+			return s.awaitOtherReplica(ctx, r, sess)
+		}
+		defer s.locker.Delete(context.WithoutCancel(ctx), key)
+	}
+	id, err := s.provider.Refresh(ctx, sess.RefreshToken)
+	if errors.Is(err, providers.ErrRejected) {
+		s.log.Info("refresh refused; session ended", "event", "refresh", "result", "refused", "user", sess.User, "err", err)
+		return nil, fmt.Errorf("%w: %w", errSessionEnded, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	n := *sess
+	n.AccessToken = id.AccessToken
+	n.TokenExpiry = id.Expiry
+	if id.RefreshToken != "" {
+		n.RefreshToken = id.RefreshToken
+	}
+	if id.IDToken != "" {
+		if !s.emailTrusted(id) {
+			return nil, fmt.Errorf("%w: refreshed ID token has an unverified email", errSessionEnded)
+		}
+		n.IDToken = id.IDToken
+		n.Email = id.Email
+		n.PreferredUsername = id.PreferredUsername
+		n.Groups = id.Groups
+		if id.User != "" {
+			n.User = id.User
+		}
+	}
+	s.log.Info("session refreshed", "event", "refresh", "result", "ok", "user", n.User)
+	return &n, nil
+}
+
+// awaitOtherReplica waits for the replica holding the refresh lock to save
+// the refreshed session, reading it back from the (shared) store.
+func (s *Server) awaitOtherReplica(ctx context.Context, r *http.Request, sess *session.Session) (*session.Session, error) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("authproxy: waiting for another replica's refresh: %w", ctx.Err())
+		case <-tick.C:
+		}
+		cur, err := s.store.Load(r)
+		if errors.Is(err, session.ErrNotFound) {
+			return nil, fmt.Errorf("%w: session ended during refresh", errSessionEnded)
+		}
+		if err == nil && cur.RefreshToken != sess.RefreshToken {
+			return cur, nil
+		}
+	}
+}

@@ -1,0 +1,75 @@
+package authproxy
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/authproxy/authproxy/session"
+)
+
+// streams tracks the long-lived requests (WebSocket upgrades and event
+// streams) open under each session, so that they are closed when their
+// session is signed out, revoked or expires. Ordinary requests are not
+// tracked: they end by themselves.
+type streams struct {
+	mu   sync.Mutex
+	open map[*stream]struct{}
+}
+
+type stream struct {
+	sess   *session.Session
+	cancel context.CancelFunc
+}
+
+func newStreams() *streams { return &streams{open: map[*stream]struct{}{}} }
+
+// isStream reports whether r asks for a response that may stay open:
+// a protocol upgrade (WebSocket) or an event stream.
+func isStream(r *http.Request) bool {
+	if r.Header.Get("Upgrade") != "" {
+		return true
+	}
+	for _, v := range r.Header.Values("Accept") {
+		if strings.Contains(v, "text/event-stream") {
+			return true
+		}
+	}
+	return false
+}
+
+// track returns a context for a stream of sess that ends at the session's
+// absolute expiry or when closeWhere matches it, and a func to call when the
+// stream is over.
+func (ss *streams) track(ctx context.Context, sess *session.Session) (context.Context, func()) {
+	ctx, cancelDeadline := context.WithDeadline(ctx, sess.ExpiresAt)
+	ctx, cancel := context.WithCancel(ctx)
+	st := &stream{sess: sess, cancel: cancel}
+	ss.mu.Lock()
+	ss.open[st] = struct{}{}
+	ss.mu.Unlock()
+	return ctx, func() {
+		ss.mu.Lock()
+		delete(ss.open, st)
+		ss.mu.Unlock()
+		cancel()
+		cancelDeadline()
+	}
+}
+
+// closeWhere closes every open stream whose session matches, and reports
+// how many it closed.
+func (ss *streams) closeWhere(match func(*session.Session) bool) int {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	n := 0
+	for st := range ss.open {
+		if match(st.sess) {
+			st.cancel()
+			delete(ss.open, st)
+			n++
+		}
+	}
+	return n
+}
