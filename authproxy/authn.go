@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/authproxy/authproxy/providers"
 	"github.com/authproxy/authproxy/session"
@@ -19,6 +20,7 @@ import (
 func (s *Server) protect(w http.ResponseWriter, r *http.Request) {
 	clean, err := cleanPath(r.URL.EscapedPath())
 	if err != nil {
+		setOutcome(r, outcomeBadRequest, "")
 		s.page(w, r, templates.Page{
 			Status:  http.StatusBadRequest,
 			Title:   "This address is not valid",
@@ -33,6 +35,7 @@ func (s *Server) protect(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, rt := range s.cfg.SkipAuthRoutes {
 		if rt.Match(r.Method, clean) {
+			setOutcome(r, outcomePublic, "")
 			s.proxy.ServeHTTP(w, r)
 			return
 		}
@@ -48,10 +51,12 @@ func (s *Server) protect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if reason := s.authorize(sess.Email, sess.Groups); reason != "" {
+		setOutcome(r, outcomeForbidden, sess.User)
 		s.log.Info("access denied", "event", "denied", "user", sess.User, "reason", reason, "path", clean)
 		s.forbidden(w, r, reason)
 		return
 	}
+	setOutcome(r, outcomeProxied, sess.User)
 	ctx := withSession(r.Context(), sess)
 	if isStream(r) {
 		var done func()
@@ -66,7 +71,9 @@ func (s *Server) protect(w http.ResponseWriter, r *http.Request) {
 // there is no usable session (none, invalid, or ended by the IdP at
 // refresh), and other errors when the store failed.
 func (s *Server) session(w http.ResponseWriter, r *http.Request) (*session.Session, error) {
+	start := time.Now()
 	sess, err := s.store.Load(r)
+	s.metrics.observeStore("load", start, err != nil && !errors.Is(err, session.ErrNotFound))
 	if err != nil {
 		return nil, err
 	}
@@ -95,9 +102,11 @@ func (s *Server) storeUnavailable(w http.ResponseWriter, r *http.Request, err er
 // XHR, API clients, non-GET) gets a 401 JSON body, never a redirect.
 func (s *Server) unauthenticated(w http.ResponseWriter, r *http.Request) {
 	if !isNavigation(r) {
+		setOutcome(r, outcomeUnauth, "")
 		writeJSON(w, http.StatusUnauthorized, unauthorizedBody)
 		return
 	}
+	setOutcome(r, outcomeSignIn, "")
 	s.beginSignIn(w, r, r.URL.RequestURI())
 }
 

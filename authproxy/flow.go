@@ -59,6 +59,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		if ok {
 			rd = st.Redirect
 		}
+		s.metrics.signIns.WithLabelValues("idp_error").Inc()
 		s.log.Info("sign-in refused by identity provider", "event", "sign_in", "result", "idp_error", "error", truncate(idpErr, 64))
 		s.page(w, r, templates.Page{
 			Status:   http.StatusBadRequest,
@@ -71,6 +72,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !ok {
+		s.metrics.signIns.WithLabelValues("bad_state").Inc()
 		s.log.Info("sign-in callback without matching state", "event", "sign_in", "result", "bad_state")
 		s.page(w, r, templates.Page{
 			Status:   http.StatusBadRequest,
@@ -94,6 +96,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		s.idpUnavailable(w, r, err)
 		return
 	case errors.Is(err, providers.ErrRejected):
+		s.metrics.signIns.WithLabelValues("rejected").Inc()
 		s.log.Warn("sign-in rejected", "event", "sign_in", "result", "rejected", "err", err)
 		s.page(w, r, templates.Page{Status: http.StatusBadRequest, Title: "Sign-in was not completed",
 			Message: "The sign-in response could not be verified, or was already used.", Link: startPath + "?rd=" + url.QueryEscape(st.Redirect), LinkText: "Sign in again"})
@@ -108,6 +111,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		reason = "email address not verified by the identity provider (email_verified is not true)"
 	}
 	if reason != "" {
+		s.metrics.signIns.WithLabelValues("denied").Inc()
 		s.log.Info("sign-in denied", "event", "sign_in", "result", "denied", "user", id.User, "reason", reason)
 		_ = s.store.Clear(w, r)
 		s.forbidden(w, r, reason)
@@ -131,6 +135,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := s.store.Save(w, r, sess); err != nil {
 		if errors.Is(err, session.ErrTooLarge) {
+			s.metrics.signIns.WithLabelValues("too_large").Inc()
 			s.log.Error("session too large for cookies", "event", "sign_in", "result", "too_large", "user", id.User, "groups", len(id.Groups))
 			s.page(w, r, templates.Page{
 				Status:  http.StatusInternalServerError,
@@ -143,6 +148,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, r, "saving session", err)
 		return
 	}
+	s.metrics.signIns.WithLabelValues("ok").Inc()
 	s.log.Info("signed in", "event", "sign_in", "result", "ok", "user", id.User)
 	if s.cfg.CookieSameSite == http.SameSiteStrictMode {
 		// The browser arrives from the IdP's site: a redirect would be part

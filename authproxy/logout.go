@@ -46,6 +46,7 @@ func (s *Server) signOut(w http.ResponseWriter, r *http.Request) {
 func (s *Server) backchannelLogout(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	bad := func(reason string, err error) {
+		s.metrics.logouts.WithLabelValues("refused").Inc()
 		s.log.Warn("back-channel logout refused", "event", "backchannel_logout", "result", "refused", "reason", reason, "err", err)
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": reason})
 	}
@@ -94,6 +95,7 @@ func (s *Server) backchannelLogout(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable"})
 		return
 	}
+	s.metrics.logouts.WithLabelValues("ok").Inc()
 	s.log.Info("back-channel logout", "event", "backchannel_logout", "result", "ok", "sessions_ended", n)
 	w.WriteHeader(http.StatusOK)
 }

@@ -48,7 +48,7 @@ func (s *Server) newReverseProxy() *httputil.ReverseProxy {
 	}
 	return &httputil.ReverseProxy{
 		Rewrite:       func(pr *httputil.ProxyRequest) { s.rewrite(pr, target) },
-		Transport:     transport,
+		Transport:     timedTransport{next: transport, m: s.metrics},
 		FlushInterval: -1,
 		ErrorHandler:  s.upstreamError,
 	}

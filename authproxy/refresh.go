@@ -133,6 +133,7 @@ func (s *Server) refreshIfDue(w http.ResponseWriter, r *http.Request, sess *sess
 	case errors.Is(call.err, errSessionEnded):
 		return nil, call.err
 	case call.err != nil:
+		s.metrics.refreshes.WithLabelValues("unavailable").Inc()
 		s.log.Warn("token refresh failed; keeping the session", "event", "refresh", "result", "unavailable", "user", sess.User, "err", call.err)
 		return sess, nil
 	}
@@ -164,6 +165,7 @@ func (s *Server) refreshOnce(r *http.Request, sess *session.Session) (*session.S
 	}
 	id, err := s.provider.Refresh(ctx, sess.RefreshToken)
 	if errors.Is(err, providers.ErrRejected) {
+		s.metrics.refreshes.WithLabelValues("refused").Inc()
 		s.log.Info("refresh refused; session ended", "event", "refresh", "result", "refused", "user", sess.User, "err", err)
 		return nil, fmt.Errorf("%w: %w", errSessionEnded, err)
 	}
@@ -188,6 +190,7 @@ func (s *Server) refreshOnce(r *http.Request, sess *session.Session) (*session.S
 			n.User = id.User
 		}
 	}
+	s.metrics.refreshes.WithLabelValues("ok").Inc()
 	s.log.Info("session refreshed", "event", "refresh", "result", "ok", "user", n.User)
 	return &n, nil
 }

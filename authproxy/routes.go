@@ -15,12 +15,13 @@ import (
 // endpoints included.
 func (s *Server) routes() http.Handler {
 	r := chi.NewRouter()
-	r.Use(stripIdentityHeaders)
+	r.Use(s.accessLog, stripIdentityHeaders)
 
 	r.Get(healthPath, func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	r.Get(readyPath, s.ready)
+	r.Method(http.MethodGet, metricsPath, s.metrics.handler())
 	r.Get(startPath, s.start)
 	r.Get(callbackPath, s.callback)
 	r.Get(signOutPath, s.signOut)

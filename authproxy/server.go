@@ -25,6 +25,7 @@ const (
 	authPath              = "/oauth2/auth"
 	backchannelLogoutPath = "/oauth2/backchannel_logout"
 	healthPath            = "/healthz"
+	metricsPath           = "/metrics"
 	readyPath             = "/readyz"
 )
 
@@ -42,6 +43,8 @@ type Options struct {
 	Locker Locker
 	Logger *slog.Logger
 	Now    func() time.Time
+	// Version is reported by the authproxy_build_info metric.
+	Version string
 }
 
 // Server serves authproxy's endpoints and proxies everything else.
@@ -61,6 +64,7 @@ type Server struct {
 	locker    Locker
 	refresher *refresher
 	streams   *streams
+	metrics   *metrics
 }
 
 // New builds a Server from opts.
@@ -81,6 +85,7 @@ func New(opts Options) (*Server, error) {
 		locker:    opts.Locker,
 		refresher: newRefresher(),
 		streams:   newStreams(),
+		metrics:   newMetrics(opts.Version),
 	}
 
 	if s.log == nil {
@@ -102,7 +107,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // NewFromConfig builds the provider, the session store and the pages that
 // cfg describes, starts provider discovery in the background (retried until
 // ctx ends), and returns the Server.
-func NewFromConfig(ctx context.Context, cfg *Config, log *slog.Logger) (*Server, error) {
+func NewFromConfig(ctx context.Context, cfg *Config, log *slog.Logger, version string) (*Server, error) {
 	pages, err := templates.New(cfg.TemplatesDir)
 	if err != nil {
 		return nil, fmt.Errorf("authproxy: AUTHPROXY_TEMPLATES_DIR: %w", err)
@@ -144,5 +149,6 @@ func NewFromConfig(ctx context.Context, cfg *Config, log *slog.Logger) (*Server,
 		StateCodec: stateCodec,
 		Templates:  pages,
 		Logger:     log,
+		Version:    version,
 	})
 }

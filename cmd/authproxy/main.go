@@ -76,7 +76,7 @@ func serve(stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	handler, err := authproxy.NewFromConfig(ctx, cfg, log)
+	handler, err := authproxy.NewFromConfig(ctx, cfg, log, version)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1

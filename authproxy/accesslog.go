@@ -1,0 +1,105 @@
+package authproxy
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// requestInfo is what the handlers tell the access log about a request.
+// The access-log middleware puts one in every request's context.
+type requestInfo struct {
+	id      string
+	outcome string
+	user    string
+}
+
+type requestInfoKey struct{}
+
+// infoFrom returns the request's requestInfo; a zero one (discarded) when the
+// request did not pass through the access-log middleware.
+func infoFrom(ctx context.Context) *requestInfo {
+	if ri, ok := ctx.Value(requestInfoKey{}).(*requestInfo); ok {
+		return ri
+	}
+	return &requestInfo{}
+}
+
+// setOutcome records the request's outcome (and user, when known).
+func setOutcome(r *http.Request, outcome, user string) {
+	ri := infoFrom(r.Context())
+	ri.outcome = outcome
+	if user != "" {
+		ri.user = user
+	}
+}
+
+// accessLog is the outermost middleware: it gives the request an id, counts
+// it in the metrics and writes one log line when it ends: request id,
+// method, path without the query, status, bytes, duration and the user when
+// known. Never the query string, cookies or headers.
+func (s *Server) accessLog(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ri := &requestInfo{id: randomString(9)}
+		w.Header().Set("X-Request-Id", ri.id)
+		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
+		s.metrics.inFlight.Inc()
+		defer func() {
+			s.metrics.inFlight.Dec()
+			outcome := ri.outcome
+			switch {
+			case rec.status >= 500 && outcome != outcomeEndpoint:
+				outcome = outcomeError
+			case outcome == "":
+				outcome = outcomeEndpoint
+			}
+			s.metrics.requests.WithLabelValues(outcome).Inc()
+			level := slog.LevelInfo
+			if rec.status >= 500 {
+				level = slog.LevelWarn
+			}
+			s.log.LogAttrs(r.Context(), level, "request",
+				slog.String("request_id", ri.id),
+				slog.String("method", r.Method),
+				slog.String("path", truncate(r.URL.Path, 256)),
+				slog.Int("status", rec.status),
+				slog.Int64("bytes", rec.bytes),
+				slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+				slog.String("outcome", outcome),
+				slog.String("user", ri.user),
+			)
+		}()
+		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), requestInfoKey{}, ri)))
+	})
+}
+
+// recorder captures the status and size of a response. Unwrap lets
+// http.ResponseController reach Flush and Hijack for streams and WebSockets.
+type recorder struct {
+	http.ResponseWriter
+	status      int
+	bytes       int64
+	wroteHeader bool
+}
+
+func (rec *recorder) WriteHeader(code int) {
+	if !rec.wroteHeader && code >= 200 {
+		rec.status, rec.wroteHeader = code, true
+	}
+	if code == http.StatusSwitchingProtocols {
+		rec.status, rec.wroteHeader = code, true
+	}
+	rec.ResponseWriter.WriteHeader(code)
+}
+
+func (rec *recorder) Write(b []byte) (int, error) {
+	rec.wroteHeader = true
+	n, err := rec.ResponseWriter.Write(b)
+	rec.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap returns the wrapped ResponseWriter.
+func (rec *recorder) Unwrap() http.ResponseWriter { return rec.ResponseWriter }

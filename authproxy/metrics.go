@@ -1,0 +1,130 @@
+package authproxy
+
+import (
+	"net/http"
+	"runtime"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Request outcomes, the values of the outcome label.
+const (
+	outcomeProxied    = "proxied" // forwarded to the upstream with a session
+	outcomePublic     = "public"  // forwarded on a skip-auth route
+	outcomeSignIn     = "sign_in" // sent to the IdP to sign in
+	outcomeUnauth     = "unauthorized"
+	outcomeForbidden  = "forbidden"
+	outcomeBadRequest = "bad_request"
+	outcomeEndpoint   = "endpoint" // one of authproxy's own endpoints
+	outcomeError      = "error"    // authproxy or the upstream failed (5xx)
+)
+
+// metrics are authproxy's Prometheus metrics, in a registry of the Server's
+// own (no global state).
+type metrics struct {
+	reg         *prometheus.Registry
+	requests    *prometheus.CounterVec
+	inFlight    prometheus.Gauge
+	signIns     *prometheus.CounterVec
+	refreshes   *prometheus.CounterVec
+	storeTime   *prometheus.HistogramVec
+	storeErrors *prometheus.CounterVec
+	upstream    *prometheus.HistogramVec
+	logouts     *prometheus.CounterVec
+}
+
+func newMetrics(version string) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authproxy_requests_total",
+			Help: "Requests served, by outcome: proxied, public, sign_in, unauthorized, forbidden, bad_request, endpoint, error.",
+		}, []string{"outcome"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "authproxy_requests_in_flight",
+			Help: "Requests being served now, open streams included.",
+		}),
+		signIns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authproxy_sign_ins_total",
+			Help: "Completed sign-in callbacks, by result (ok, denied, rejected, bad_state, idp_error, idp_unavailable, too_large, error).",
+		}, []string{"result"}),
+		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authproxy_refreshes_total",
+			Help: "Token refreshes, by result (ok, refused, unavailable).",
+		}, []string{"result"}),
+		storeTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "authproxy_session_store_duration_seconds",
+			Help:    "Time taken by session store operations.",
+			Buckets: []float64{.0001, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+		}, []string{"op"}),
+		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authproxy_session_store_errors_total",
+			Help: "Session store operations that failed (not counting a missing or invalid session).",
+		}, []string{"op"}),
+		upstream: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "authproxy_upstream_duration_seconds",
+			Help:    "Time from sending a request upstream to its response headers, by status class.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"code"}),
+		logouts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authproxy_backchannel_logouts_total",
+			Help: "Back-channel logout requests, by result (ok, refused, error).",
+		}, []string{"result"}),
+	}
+	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "authproxy_build_info",
+		Help: "Always 1; labels say which build is running.",
+	}, []string{"version", "goversion"})
+	build.WithLabelValues(version, runtime.Version()).Set(1)
+	m.reg.MustRegister(m.requests, m.inFlight, m.signIns, m.refreshes, m.storeTime, m.storeErrors,
+		m.upstream, m.logouts, build,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// handler serves the metrics in the Prometheus text format.
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// observeStore records one session store operation's duration and failure.
+func (m *metrics) observeStore(op string, start time.Time, failed bool) {
+	m.storeTime.WithLabelValues(op).Observe(time.Since(start).Seconds())
+	if failed {
+		m.storeErrors.WithLabelValues(op).Inc()
+	}
+}
+
+// timedTransport records how long the upstream takes to answer.
+type timedTransport struct {
+	next http.RoundTripper
+	m    *metrics
+}
+
+func (t timedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	start := time.Now()
+	resp, err := t.next.RoundTrip(r)
+	code := "error"
+	if err == nil {
+		code = statusClass(resp.StatusCode)
+	}
+	t.m.upstream.WithLabelValues(code).Observe(time.Since(start).Seconds())
+	return resp, err
+}
+
+func statusClass(code int) string {
+	switch {
+	case code >= 500:
+		return "5xx"
+	case code >= 400:
+		return "4xx"
+	case code >= 300:
+		return "3xx"
+	case code >= 200:
+		return "2xx"
+	}
+	return "1xx"
+}
