@@ -366,3 +366,13 @@ func VariablesMarkdown() string {
 	}
 	return b.String()
 }
+
+// VariableNames returns the name of every AUTHPROXY_* variable authproxy
+// reads, in table order (secrets may also be given as NAME_FILE).
+func VariableNames() []string {
+	names := make([]string, len(variables))
+	for i, v := range variables {
+		names[i] = v.name
+	}
+	return names
+}
