@@ -48,8 +48,16 @@ type Config struct {
 
 	PostLogoutRedirectURL *url.URL
 	TrustedProxies        []netip.Prefix
-	LogFormat             string
-	TemplatesDir          string
+
+	MetricsListen string
+	TLSCertFile   string
+	TLSKeyFile    string
+	// UpstreamCAFile, when set, replaces the system roots for https upstreams.
+	UpstreamCAFile                string
+	InsecureSkipUpstreamTLSVerify bool
+	ShutdownGrace                 time.Duration
+	LogFormat                     string
+	TemplatesDir                  string
 }
 
 // Secret is a configuration value that must never be printed. Its String
@@ -137,6 +145,9 @@ func (c *Config) crossCheck(failed map[string]bool) []error {
 	if !failed["AUTHPROXY_COOKIE_SAMESITE"] && !failed["AUTHPROXY_COOKIE_SECURE"] &&
 		c.CookieSameSite == http.SameSiteNoneMode && !c.CookieSecure {
 		errs = append(errs, errors.New("AUTHPROXY_COOKIE_SAMESITE: none requires AUTHPROXY_COOKIE_SECURE=true (browsers drop SameSite=None cookies without Secure)"))
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") && !failed["AUTHPROXY_TLS_CERT_FILE"] && !failed["AUTHPROXY_TLS_KEY_FILE"] {
+		errs = append(errs, errors.New("AUTHPROXY_TLS_KEY_FILE: set both AUTHPROXY_TLS_CERT_FILE and AUTHPROXY_TLS_KEY_FILE, or neither"))
 	}
 	if c.PostLogoutRedirectURL == nil && c.RedirectURL != nil {
 		u := *c.RedirectURL

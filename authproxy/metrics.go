@@ -85,6 +85,14 @@ func newMetrics(version string) *metrics {
 	return m
 }
 
+// MetricsHandler serves the metrics in the Prometheus text format, for a
+// listener of their own (AUTHPROXY_METRICS_LISTEN).
+func (s *Server) MetricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET "+metricsPath, s.metrics.handler())
+	return mux
+}
+
 // handler serves the metrics in the Prometheus text format.
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})

@@ -2,6 +2,7 @@ package authproxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
@@ -38,6 +39,9 @@ func (s *Server) newReverseProxy() *httputil.ReverseProxy {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.ResponseHeaderTimeout = s.cfg.UpstreamTimeout
 	transport.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	if target.Scheme == "https" && (s.cfg.UpstreamCAFile != "" || s.cfg.InsecureSkipUpstreamTLSVerify) {
+		transport.TLSClientConfig = &tls.Config{RootCAs: s.upstreamRoots, InsecureSkipVerify: s.cfg.InsecureSkipUpstreamTLSVerify}
+	}
 	if target.Scheme == "unix" {
 		sock := target.Path
 		transport.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {

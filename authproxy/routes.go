@@ -21,7 +21,9 @@ func (s *Server) routes() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	r.Get(readyPath, s.ready)
-	r.Method(http.MethodGet, metricsPath, s.metrics.handler())
+	if s.cfg.MetricsListen == "" {
+		r.Method(http.MethodGet, metricsPath, s.metrics.handler())
+	}
 	r.Get(startPath, s.start)
 	r.Get(callbackPath, s.callback)
 	r.Get(signOutPath, s.signOut)

@@ -5,10 +5,12 @@ package authproxy
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
+	"os"
 	"time"
 
 	"github.com/authproxy/authproxy/providers"
@@ -65,6 +67,8 @@ type Server struct {
 	refresher *refresher
 	streams   *streams
 	metrics   *metrics
+
+	upstreamRoots *x509.CertPool
 }
 
 // New builds a Server from opts.
@@ -93,6 +97,16 @@ func New(opts Options) (*Server, error) {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if f := opts.Config.UpstreamCAFile; f != "" {
+		pem, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("authproxy: AUTHPROXY_UPSTREAM_CA_FILE: %w", err)
+		}
+		s.upstreamRoots = x509.NewCertPool()
+		if !s.upstreamRoots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("authproxy: AUTHPROXY_UPSTREAM_CA_FILE: no PEM certificates in %s", f)
+		}
 	}
 	s.proxy = s.newReverseProxy()
 	s.handler = s.routes()

@@ -16,20 +16,24 @@ import (
 	"github.com/authproxy/authproxy/templates"
 )
 
-// newStreamProxy builds a Server in front of upstream whose /ws and /events
-// routes are public, so streaming can be tested without signing in. Its IdP
-// is never reached.
-func newStreamProxy(t *testing.T, upstream string) *httptest.Server {
+// newPublicServer builds a Server in front of upstream whose /ws, /events
+// and /slow routes are public, so serving and streaming can be tested
+// without signing in. Its IdP is never reached. env adds or overrides
+// variables.
+func newPublicServer(t *testing.T, upstream string, env map[string]string) (*Server, *Config) {
 	t.Helper()
-	env := map[string]string{
+	vars := map[string]string{
 		"AUTHPROXY_UPSTREAM":         upstream,
 		"AUTHPROXY_OIDC_ISSUER":      "http://127.0.0.1:1/unused",
 		"AUTHPROXY_CLIENT_ID":        "c",
 		"AUTHPROXY_REDIRECT_URL":     "http://127.0.0.1/oauth2/callback",
 		"AUTHPROXY_COOKIE_SECRET":    strings.Repeat("ab", 32),
-		"AUTHPROXY_SKIP_AUTH_ROUTES": "/ws, GET /events",
+		"AUTHPROXY_SKIP_AUTH_ROUTES": "/ws, GET /events, GET /slow",
 	}
-	cfg, err := LoadConfig(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	for k, v := range env {
+		vars[k] = v
+	}
+	cfg, err := LoadConfig(func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,6 +56,13 @@ func newStreamProxy(t *testing.T, upstream string) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return srv, cfg
+}
+
+// newStreamProxy serves newPublicServer from an httptest.Server.
+func newStreamProxy(t *testing.T, upstream string) *httptest.Server {
+	t.Helper()
+	srv, _ := newPublicServer(t, upstream, nil)
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
 	return ts

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
 	"path"
 	"strconv"
 	"strings"
@@ -89,6 +90,24 @@ var variables = []variable{
 		}},
 	{name: "AUTHPROXY_TRUSTED_PROXIES", help: "CIDRs of proxies in front of authproxy whose X-Forwarded-For/-Proto/-Host are kept, e.g. 10.0.0.0/8",
 		parse: parseTrustedProxies},
+	{name: "AUTHPROXY_METRICS_LISTEN", help: "serve /metrics on this address (host:port) instead of on AUTHPROXY_LISTEN",
+		parse: func(c *Config, v string) error {
+			c.MetricsListen = v
+			if v == "" {
+				return nil
+			}
+			return checkHostPort(v)
+		}},
+	{name: "AUTHPROXY_TLS_CERT_FILE", help: "serve HTTPS with this PEM certificate (chain); reloaded when the file changes",
+		parse: func(c *Config, v string) error { c.TLSCertFile = v; return checkReadable(v) }},
+	{name: "AUTHPROXY_TLS_KEY_FILE", help: "the PEM private key for AUTHPROXY_TLS_CERT_FILE",
+		parse: func(c *Config, v string) error { c.TLSKeyFile = v; return checkReadable(v) }},
+	{name: "AUTHPROXY_UPSTREAM_CA_FILE", help: "PEM CA certificates that an https upstream's certificate must chain to (default: the system's)",
+		parse: func(c *Config, v string) error { c.UpstreamCAFile = v; return checkReadable(v) }},
+	{name: "AUTHPROXY_INSECURE_SKIP_UPSTREAM_TLS_VERIFY", def: "false", help: "accept any certificate from an https upstream: true or false (never in production)",
+		parse: func(c *Config, v string) (err error) { c.InsecureSkipUpstreamTLSVerify, err = parseBool(v); return err }},
+	{name: "AUTHPROXY_SHUTDOWN_GRACE", def: "20s", help: "on SIGTERM, how long in-flight requests may take to finish",
+		parse: func(c *Config, v string) (err error) { c.ShutdownGrace, err = parsePositiveDuration(v); return err }},
 	{name: "AUTHPROXY_LOG_FORMAT", def: "json", help: "json or text",
 		parse: func(c *Config, v string) error {
 			c.LogFormat = v
@@ -139,6 +158,17 @@ func checkHostPort(v string) error {
 		return fmt.Errorf("want a port between 0 and 65535, got %q", port)
 	}
 	return nil
+}
+
+func checkReadable(path string) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("want a readable file: %w", err)
+	}
+	return f.Close()
 }
 
 func parseHTTPURL(v string) (*url.URL, error) {

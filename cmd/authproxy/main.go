@@ -11,11 +11,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -66,7 +64,7 @@ func loadConfig(stderr io.Writer) (*authproxy.Config, bool) {
 }
 
 // serve runs the proxy until SIGINT or SIGTERM, then drains in-flight
-// requests for up to 20 s.
+// requests for AUTHPROXY_SHUTDOWN_GRACE.
 func serve(stderr io.Writer) int {
 	cfg, ok := loadConfig(stderr)
 	if !ok {
@@ -81,31 +79,14 @@ func serve(stderr io.Writer) int {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
-	srv := &http.Server{
-		Addr:              cfg.Listen,
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	ready := func(addr string) {
+		log.Info("authproxy serving", "listen", addr, "upstream", cfg.Upstream.Redacted(), "version", version)
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	log.Info("authproxy serving", "listen", cfg.Listen, "upstream", cfg.Upstream.Redacted(), "version", version)
-
-	select {
-	case err := <-errc:
-		log.Error("server failed", "err", err)
-		return 1
-	case <-ctx.Done():
-	}
-	log.Info("shutting down")
-	shutCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.Error("shutdown incomplete", "err", err)
+	if err := authproxy.Serve(ctx, cfg, handler, log, ready); err != nil {
+		log.Error("server stopped", "err", err)
 		return 1
 	}
+	log.Info("stopped")
 	return 0
 }
 
