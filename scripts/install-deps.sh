@@ -2,7 +2,7 @@
 # Installs what authproxy's demo and end-to-end tests run against, on Debian.
 # Idempotent: it installs only what is missing, so it is cheap to run again.
 #
-#   scripts/install-deps.sh              Chromium + chromedriver, Redis, nginx (apt) and Dex (built from source)
+#   scripts/install-deps.sh              Chromium + chromedriver, Redis, nginx (apt), Dex (built from source), e2e/oidcprovider (npm ci)
 #   scripts/install-deps.sh --dex-only   only Dex (what deploy/demo/run.sh needs)
 #   scripts/install-deps.sh --print-dex  print the path of the Dex binary; install nothing
 #
@@ -87,6 +87,34 @@ install_dex() {
 	log "dex $DEX_VERSION: $DEX_BIN"
 }
 
+# install_oidcprovider installs e2e/oidcprovider's locked npm packages (node oidc-provider, the
+# end-to-end tests' second provider) with `npm ci` when node_modules is missing or older than
+# package.json or package-lock.json. It needs Node.js 20.12+ (Debian 12's own nodejs, 18, is too
+# old): without it, it warns, and fails under CI=true, as the tests then do.
+install_oidcprovider() {
+	local dir=e2e/oidcprovider stamp=e2e/oidcprovider/node_modules/.package-lock.json
+	if ! have node || ! have npm || ! node -e 'process.exit(typeof require("node:crypto").hash === "function" ? 0 : 1)'; then
+		local msg="e2e/oidcprovider needs Node.js 20.12+ and npm (found: $(node --version 2>/dev/null || echo no node)); install them, e.g. from NodeSource"
+		[[ "${CI:-}" != true ]] || die "$msg"
+		log "warning: $msg; the end-to-end tests against oidc-provider will skip"
+		return
+	fi
+	if [[ -f "$stamp" && ! "$dir/package-lock.json" -nt "$stamp" && ! "$dir/package.json" -nt "$stamp" ]]; then
+		log "oidc-provider: $dir/node_modules is up to date"
+		return
+	fi
+	log "installing $dir's npm packages (npm ci, a few seconds)"
+	local npmlog
+	npmlog="$(mktemp -t authproxy-npm.XXXXXX)"
+	if ! npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error >"$npmlog" 2>&1; then
+		cat "$npmlog" >&2
+		rm -f "$npmlog"
+		die "npm ci in $dir failed (output above)"
+	fi
+	rm -f "$npmlog"
+	log "oidc-provider: installed in $dir/node_modules"
+}
+
 main() {
 	local apt=true
 	case "${1:-}" in
@@ -108,6 +136,9 @@ main() {
 		install_apt
 	fi
 	install_dex
+	if "$apt"; then
+		install_oidcprovider
+	fi
 }
 
 main "$@"

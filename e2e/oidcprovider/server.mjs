@@ -1,0 +1,316 @@
+// A real, OpenID-certified provider (panva's oidc-provider) for authproxy's end-to-end tests.
+// e2e/op_test.go starts it (`node server.mjs`) with the environment below; it serves one
+// confidential (or public) client on loopback and makes no outbound request but the
+// back-channel logout POST to the client's loopback backchannel_logout_uri.
+//
+// Environment (all but the first two have defaults, for running it by hand):
+//   OP_PORT                        port to listen on, on 127.0.0.1 (required)
+//   OP_ISSUER                      issuer, http://127.0.0.1:$OP_PORT (required)
+//   OP_CLIENT_ID                   client_id (default authproxy-op)
+//   OP_CLIENT_SECRET               client_secret; empty makes a public client (auth method none)
+//   OP_REDIRECT_URIS               comma list of redirect_uris (required to sign in)
+//   OP_POST_LOGOUT_REDIRECT_URIS   comma list of post_logout_redirect_uris
+//   OP_BACKCHANNEL_LOGOUT_URI      the client's backchannel_logout_uri (session required: sid is sent)
+//   OP_ACCESS_TOKEN_TTL            access token lifetime, seconds (default 3600)
+//   OP_ID_TOKEN_TTL                ID token lifetime, seconds (default 3600)
+//   OP_REFRESH_TOKEN_TTL           refresh token lifetime, seconds (default 86400)
+//   OP_GROUPS_CLAIM                name of the namespaced groups claim (default https://example.com/groups)
+//   OP_REFRESH_TOKENS              "always" (default): a refresh token with every code exchange, as Keycloak
+//                                  does; "offline_access": only when offline_access survives, which
+//                                  oidc-provider allows only with prompt=consent in the authorization request
+//   OP_SKIP_CONSENT                "true": grant every requested scope without the consent page
+//                                  (a first-party client); default "false": the consent page is shown
+//                                  on a user's first sign-in with the client, and whenever prompt=consent
+//   OP_CLAIMS_IN_USERINFO_ONLY     "true": the ID token of a code flow carries only sub (and sid, auth_time…),
+//                                  the user's claims come from the userinfo endpoint (oidc-provider's
+//                                  default, conformIdTokenClaims); default "false": they are in the ID
+//                                  token too, as most providers (Keycloak, Auth0, Okta) put them
+//
+// Users (any password is accepted: these are oidc-provider's development interactions):
+//   ada     ada@example.com    groups [admins staff]   $OP_GROUPS_CLAIM [ops:admins ops:staff]   roles [admin user]
+//   grace   grace@example.org  groups [staff]          $OP_GROUPS_CLAIM [ops:staff]              roles [user]
+// The namespaced groups differ from `groups` on purpose, so that a test can tell which claim was read.
+//
+// Pages the browser meets (oidc-provider 9 devInteractions and rpInitiatedLogout):
+//   GET  /auth?…                      authorization endpoint; redirects to /interaction/<uid>
+//   GET  /interaction/<uid>           login form (title "Sign-in"):
+//                                       <form method=post action=/interaction/<uid>> with a hidden
+//                                       input name=prompt value=login, <input name=login> (the user name
+//                                       above, which becomes the sub), <input name=password> (anything,
+//                                       required by the form) and <button type=submit>Sign-in</button>.
+//                                     A login that is none of the users shows the login form again.
+//                                   or the consent form (title "Authorize"): hidden prompt=consent and
+//                                       <button type=submit>Continue</button>
+//   GET  /interaction/<uid>/abort     the "[ Cancel ]" link: access_denied back to the client
+//   GET  /session/end?…               end_session_endpoint (id_token_hint, post_logout_redirect_uri, state,
+//                                       client_id, logout_hint). With an OP session it shows a page
+//                                       "Do you want to sign-out from 127.0.0.1:PORT?" holding
+//                                       <form id="op.logoutForm" method=post action=/session/end/confirm>
+//                                       with a hidden xsrf input, and two buttons OUTSIDE the form tied to it
+//                                       by form="op.logoutForm": button[name=logout][value=yes] "Yes, sign me
+//                                       out" and a nameless "No, stay signed in". Without an OP session it
+//                                       auto-submits the same form with logout=yes (a self-posting page).
+//   POST /session/end/confirm         sends the back-channel logout tokens (and waits for them, 2.5 s at
+//                                       most each), ends the session, then 303 to post_logout_redirect_uri
+//                                       (+ state) or to /session/end/success. With logout=yes: a token to
+//                                       every client the session signed in to, the session ended, the
+//                                       grants revoked (refresh tokens die). Without ("No, stay signed in"):
+//                                       a token to the client named by id_token_hint/client_id only, that
+//                                       client's grant revoked, the OP session kept for the others.
+// Back-channel logout: POST $OP_BACKCHANNEL_LOGOUT_URI, Content-Type application/x-www-form-urlencoded,
+//   body logout_token=<JWT>, header {alg RS256, typ logout+jwt, kid}, claims {iss, aud: client_id, sub,
+//   sid (the sid of the ID token), events {"http://schemas.openid.net/event/backchannel-logout": {}},
+//   jti, iat, exp: iat+120}; no nonce. Any answer but 200/204 is only logged ("event backchannel.error").
+import * as crypto from 'node:crypto';
+import * as http from 'node:http';
+
+import Provider from 'oidc-provider';
+
+const env = process.env;
+
+function required(name) {
+  const v = env[name];
+  if (!v) {
+    console.error(`oidcprovider: ${name} is required`);
+    process.exit(2);
+  }
+  return v;
+}
+
+function list(name) {
+  return (env[name] || '').split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+function seconds(name, def) {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return def;
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n <= 0) {
+    console.error(`oidcprovider: ${name}=${raw} is not a positive whole number of seconds`);
+    process.exit(2);
+  }
+  return n;
+}
+
+function bool(name) {
+  const raw = env[name] || 'false';
+  if (raw !== 'true' && raw !== 'false') {
+    console.error(`oidcprovider: ${name}=${raw} is neither true nor false`);
+    process.exit(2);
+  }
+  return raw === 'true';
+}
+
+const port = Number(required('OP_PORT'));
+const issuer = required('OP_ISSUER');
+const clientId = env.OP_CLIENT_ID || 'authproxy-op';
+const clientSecret = env.OP_CLIENT_SECRET || '';
+const groupsClaim = env.OP_GROUPS_CLAIM || 'https://example.com/groups';
+const refreshTokens = env.OP_REFRESH_TOKENS || 'always';
+if (refreshTokens !== 'always' && refreshTokens !== 'offline_access') {
+  console.error(`oidcprovider: OP_REFRESH_TOKENS=${refreshTokens} is neither always nor offline_access`);
+  process.exit(2);
+}
+const skipConsent = bool('OP_SKIP_CONSENT');
+const claimsInUserinfoOnly = bool('OP_CLAIMS_IN_USERINFO_ONLY');
+const ttl = {
+  accessToken: seconds('OP_ACCESS_TOKEN_TTL', 3600),
+  idToken: seconds('OP_ID_TOKEN_TTL', 3600),
+  refreshToken: seconds('OP_REFRESH_TOKEN_TTL', 86400),
+};
+
+const users = {
+  ada: {
+    email: 'ada@example.com',
+    name: 'Ada Lovelace',
+    groups: ['admins', 'staff'],
+    namespacedGroups: ['ops:admins', 'ops:staff'],
+    roles: ['admin', 'user'],
+  },
+  grace: {
+    email: 'grace@example.org',
+    name: 'Grace Hopper',
+    groups: ['staff'],
+    namespacedGroups: ['ops:staff'],
+    roles: ['user'],
+  },
+};
+
+async function findAccount(ctx, id) {
+  const u = Object.hasOwn(users, id) ? users[id] : undefined;
+  if (!u) return undefined; // the login form is shown again
+  return {
+    accountId: id, // becomes sub
+    async claims() {
+      return {
+        sub: id,
+        email: u.email,
+        email_verified: true,
+        preferred_username: id,
+        name: u.name,
+        groups: u.groups,
+        [groupsClaim]: u.namespacedGroups,
+        realm_access: { roles: u.roles },
+      };
+    },
+  };
+}
+
+// A fresh signing key per start: nothing on disk, and the tests never need the same one twice.
+const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+const jwk = { ...privateKey.export({ format: 'jwk' }), kid: crypto.randomUUID(), use: 'sig', alg: 'RS256' };
+
+const client = {
+  client_id: clientId,
+  redirect_uris: list('OP_REDIRECT_URIS'),
+  post_logout_redirect_uris: list('OP_POST_LOGOUT_REDIRECT_URIS'),
+  response_types: ['code'],
+  grant_types: ['authorization_code', 'refresh_token'],
+  scope: 'openid email profile groups roles offline_access',
+  ...(clientSecret
+    ? { client_secret: clientSecret, token_endpoint_auth_method: 'client_secret_basic' }
+    : { token_endpoint_auth_method: 'none' }),
+  ...(env.OP_BACKCHANNEL_LOGOUT_URI
+    ? { backchannel_logout_uri: env.OP_BACKCHANNEL_LOGOUT_URI, backchannel_logout_session_required: true }
+    : {}),
+};
+
+function isLoopback(url) {
+  const { hostname } = new URL(url);
+  return hostname === '127.0.0.1' || hostname === 'localhost' || hostname === '[::1]';
+}
+
+const configuration = {
+  clients: [client],
+  findAccount,
+  jwks: { keys: [jwk] },
+  cookies: { keys: [crypto.randomBytes(32).toString('base64url')] },
+  responseTypes: ['code'],
+  scopes: ['openid', 'offline_access'],
+  claims: {
+    openid: ['sub'],
+    email: ['email', 'email_verified'],
+    profile: ['preferred_username', 'name'],
+    groups: ['groups', groupsClaim, 'realm_access'],
+    roles: ['realm_access'],
+  },
+  conformIdTokenClaims: claimsInUserinfoOnly,
+  pkce: { required: () => true }, // oidc-provider 9 knows only S256
+  features: {
+    devInteractions: { enabled: true },
+    rpInitiatedLogout: { enabled: true },
+    backchannelLogout: { enabled: true },
+    revocation: { enabled: true },
+  },
+  // offline_access survives only with prompt=consent (oidc-provider drops it otherwise, as OpenID
+  // Connect Core 11 allows); "always" issues a refresh token regardless, bound to the OP session
+  // unless offline_access was granted (expiresWithSession's default).
+  issueRefreshToken: async (ctx, c, code) => c.grantTypeAllowed('refresh_token')
+    && (refreshTokens === 'always' || code.scopes.has('offline_access')),
+  ...(skipConsent ? {
+    // oidc-provider's "skip consent for first-party clients" recipe: grant what is asked.
+    async loadExistingGrant(ctx) {
+      const grantId = ctx.oidc.result?.consent?.grantId
+        || ctx.oidc.session.grantIdFor(ctx.oidc.client.clientId);
+      const grant = grantId ? await ctx.oidc.provider.Grant.find(grantId)
+        : new ctx.oidc.provider.Grant({ clientId: ctx.oidc.client.clientId, accountId: ctx.oidc.session.accountId });
+      grant.addOIDCScope([...ctx.oidc.requestParamOIDCScopes].join(' '));
+      grant.addOIDCClaims([...ctx.oidc.requestParamClaims]);
+      await grant.save();
+      return grant;
+    },
+  } : {}),
+  ttl: {
+    AccessToken: ttl.accessToken,
+    IdToken: ttl.idToken,
+    RefreshToken: ttl.refreshToken,
+    AuthorizationCode: 60,
+    Interaction: 600,
+    Session: 86400,
+    Grant: 86400,
+  },
+  // Tokens are good until their exp, not 15 s more (the default tolerance for clock skew, of which
+  // loopback has none): a test that waits out OP_ACCESS_TOKEN_TTL then sees them rejected.
+  clockTolerance: 0,
+  clientBasedCORS: () => false,
+  // oidc-provider 9 sends its own requests through a dispatcher that refuses special-use
+  // addresses (loopback included), which would stop the back-channel logout POST to the test's
+  // proxy. Drop that dispatcher, but refuse anything that is not loopback: no outbound requests.
+  fetch: (url, options) => {
+    if (!isLoopback(url)) {
+      return Promise.reject(new Error(`oidcprovider: refusing a request to ${url}: only loopback is allowed`));
+    }
+    const { dispatcher, ...rest } = options;
+    return globalThis.fetch(url, rest);
+  },
+};
+
+const provider = new Provider(issuer, configuration);
+
+// One line per request, once it is answered.
+provider.use(async (ctx, next) => {
+  const start = process.hrtime.bigint();
+  try {
+    await next();
+  } finally {
+    const ms = Number(process.hrtime.bigint() - start) / 1e6;
+    console.log(`${new Date().toISOString()} ${ctx.method} ${ctx.originalUrl} ${ctx.status} ${ms.toFixed(1)}ms`);
+  }
+});
+
+// devInteractions sign in whatever login is typed; for a login that is not one of the users above,
+// oidc-provider would then fail with a server error. Show the login form again instead, as a real
+// provider does on a wrong user name (without saying why). The body read here is handed on
+// parsed (oidc-provider warns once that it found it so).
+provider.use(async (ctx, next) => {
+  if (ctx.method === 'POST' && /^\/interaction\/[^/]+$/.test(ctx.path) && ctx.is('application/x-www-form-urlencoded')) {
+    const chunks = [];
+    let size = 0;
+    for await (const chunk of ctx.req) {
+      size += chunk.length;
+      if (size > 56 * 1024) ctx.throw(413);
+      chunks.push(chunk);
+    }
+    const body = Object.fromEntries(new URLSearchParams(Buffer.concat(chunks).toString()));
+    if (body.prompt === 'login' && !Object.hasOwn(users, body.login)) {
+      console.log(`${new Date().toISOString()} login rejected: no user ${JSON.stringify(body.login)}`);
+      ctx.status = 303;
+      ctx.redirect(ctx.path);
+      return;
+    }
+    ctx.request.body = body;
+  }
+  await next();
+});
+
+for (const event of ['backchannel.success', 'end_session.success', 'grant.success', 'interaction.ended']) {
+  provider.on(event, (ctx, client, accountId, sid) => {
+    const who = event === 'backchannel.success' ? ` client=${client.clientId} sub=${accountId} sid=${sid}` : '';
+    console.log(`${new Date().toISOString()} event ${event}${who}`);
+  });
+}
+provider.on('backchannel.error', (ctx, err, client, accountId, sid) => {
+  console.log(`${new Date().toISOString()} event backchannel.error client=${client.clientId} sub=${accountId} sid=${sid}: ${err.message}${err.cause ? ` (${err.cause.message})` : ''}`);
+});
+for (const event of ['server_error', 'authorization.error', 'grant.error', 'end_session.error', 'end_session_confirm.error', 'userinfo.error', 'revocation.error']) {
+  provider.on(event, (ctx, err) => {
+    console.log(`${new Date().toISOString()} event ${event}: ${err.message}${err.error_description ? `: ${err.error_description}` : ''}`);
+  });
+}
+
+const server = http.createServer(provider.callback());
+server.listen(port, '127.0.0.1', () => {
+  console.log(`${new Date().toISOString()} oidc-provider listening on 127.0.0.1:${port}, issuer ${issuer}, client ${clientId}`);
+});
+server.on('error', (err) => {
+  console.error(`oidcprovider: ${err.message}`);
+  process.exit(1);
+});
+
+for (const signal of ['SIGTERM', 'SIGINT']) {
+  process.on(signal, () => {
+    server.close();
+    server.closeAllConnections();
+    process.exit(0);
+  });
+}
