@@ -179,6 +179,11 @@ func (s *Server) refreshOnce(r *http.Request, sess *session.Session) (*session.S
 		n.RefreshToken = id.RefreshToken
 	}
 	if id.IDToken != "" {
+		if id.Subject != sess.Subject {
+			// OpenID Connect Core 12.2: a refreshed ID token is about the
+			// same user, or it is not to be trusted at all.
+			return nil, fmt.Errorf("%w: refreshed ID token is for another subject", errSessionEnded)
+		}
 		if !s.emailTrusted(id) {
 			return nil, fmt.Errorf("%w: refreshed ID token has an unverified email", errSessionEnded)
 		}

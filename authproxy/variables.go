@@ -168,7 +168,11 @@ func checkReadable(path string) error {
 	if err != nil {
 		return fmt.Errorf("want a readable file: %w", err)
 	}
-	return f.Close()
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || fi.IsDir() {
+		return fmt.Errorf("want a readable file, got a directory: %s", path)
+	}
+	return nil
 }
 
 func parseHTTPURL(v string) (*url.URL, error) {

@@ -1,6 +1,7 @@
 package providers
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -22,6 +23,22 @@ func ClaimsIdentity(claims map[string]any, userClaim, groupsClaim string) *Ident
 		Groups:            claimStrings(lookupClaim(claims, groupsClaim)),
 		SID:               claimString(claims["sid"]),
 	}
+}
+
+// decodeClaims decodes a token's claims keeping numbers exact (json.Number),
+// so a numeric user id is never rounded or printed in exponent form.
+func decodeClaims(claims func(v any) error) (map[string]any, error) {
+	var raw json.RawMessage
+	if err := claims(&raw); err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 func lookupClaim(claims map[string]any, name string) any {

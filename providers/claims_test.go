@@ -53,3 +53,26 @@ func TestClaimsIdentityJSONNumber(t *testing.T) {
 		t.Errorf("User = %q, want the number as written", got.User)
 	}
 }
+
+func FuzzClaimsIdentity(f *testing.F) {
+	f.Add(`{"sub":"u","email":"a@x.org","groups":["a","b"]}`, "sub", "groups")
+	f.Add(`{"realm_access":{"roles":["r"]}}`, "sub", "realm_access.roles")
+	f.Fuzz(func(t *testing.T, claimsJSON, userClaim, groupsClaim string) {
+		var claims map[string]any
+		if json.Unmarshal([]byte(claimsJSON), &claims) != nil {
+			return
+		}
+		id := ClaimsIdentity(claims, userClaim, groupsClaim)
+		for _, g := range id.Groups {
+			if g == "" {
+				t.Errorf("empty group from %s", claimsJSON)
+			}
+		}
+		if s, ok := claims["sub"].(string); ok && id.Subject != s {
+			t.Errorf("Subject %q, want the sub claim %q", id.Subject, s)
+		}
+		if v, ok := claims[userClaim].(string); ok && id.User != v {
+			t.Errorf("User %q, want the top-level %q claim %q", id.User, userClaim, v)
+		}
+	})
+}

@@ -51,10 +51,13 @@ func (p *OIDC) VerifyLogoutToken(ctx context.Context, raw string) (*LogoutToken,
 	var c struct {
 		SID    string                     `json:"sid"`
 		JTI    string                     `json:"jti"`
-		Nonce  *json.RawMessage           `json:"nonce"`
 		Events map[string]json.RawMessage `json:"events"`
 	}
+	var all map[string]json.RawMessage
 	if err := t.Claims(&c); err != nil {
+		return nil, fmt.Errorf("%w: logout token claims: %w", ErrRejected, err)
+	}
+	if err := t.Claims(&all); err != nil {
 		return nil, fmt.Errorf("%w: logout token claims: %w", ErrRejected, err)
 	}
 	now := p.cfg.Now()
@@ -62,7 +65,7 @@ func (p *OIDC) VerifyLogoutToken(ctx context.Context, raw string) (*LogoutToken,
 	if _, ok := c.Events[backchannelLogoutEvent]; !ok {
 		problems = append(problems, errors.New("events claim lacks "+backchannelLogoutEvent))
 	}
-	if c.Nonce != nil {
+	if _, ok := all["nonce"]; ok {
 		problems = append(problems, errors.New("has a nonce claim, which logout tokens must not have"))
 	}
 	if c.SID == "" && t.Subject == "" {

@@ -245,6 +245,11 @@ func (p *OIDC) Refresh(ctx context.Context, refreshToken string) (*Identity, err
 // client's fault (ErrRejected), anything else is the IdP being unavailable.
 func tokenError(op string, err error) error {
 	var re *oauth2.RetrieveError
+	if errors.As(err, &re) && (re.ErrorCode == "invalid_client" || re.ErrorCode == "unauthorized_client") {
+		// authproxy's own credentials were refused: an operator's
+		// configuration problem, not the user's.
+		return fmt.Errorf("providers: %s: the IdP refused this client (%s): check AUTHPROXY_CLIENT_ID and AUTHPROXY_CLIENT_SECRET", op, re.ErrorCode)
+	}
 	if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode >= 400 && re.Response.StatusCode < 500 {
 		return fmt.Errorf("%w: %s: %s", ErrRejected, op, re.ErrorCode)
 	}
@@ -254,15 +259,14 @@ func tokenError(op string, err error) error {
 // identity reads the claims authproxy uses from a verified ID token, asking
 // the userinfo endpoint for the email when the ID token lacks it.
 func (p *OIDC) identity(ctx context.Context, d *discovered, idt *oidc.IDToken, rawID string, tok *oauth2.Token) (*Identity, error) {
-	var claims map[string]any
-	if err := idt.Claims(&claims); err != nil {
+	claims, err := decodeClaims(idt.Claims)
+	if err != nil {
 		return nil, fmt.Errorf("%w: decoding ID token claims: %w", ErrRejected, err)
 	}
 	if _, ok := claims["email"]; !ok && d.provider.UserInfoEndpoint() != "" {
 		ui, err := d.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
 		if err == nil && ui.Subject == idt.Subject {
-			var extra map[string]any
-			if ui.Claims(&extra) == nil {
+			if extra, err := decodeClaims(ui.Claims); err == nil {
 				for k, v := range extra {
 					if _, ok := claims[k]; !ok {
 						claims[k] = v

@@ -1,7 +1,7 @@
 package providers
 
-// Tests in this file expose bugs found while writing the tests beside it.
-// Each fails against the code as it was written; each says what it expects.
+// Regression tests for bugs found while writing the tests beside them.
+// Each failed against the code as first written; each says what it expects.
 
 import (
 	"context"

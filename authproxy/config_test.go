@@ -1,0 +1,418 @@
+package authproxy
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"maps"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// validEnv returns every required variable with a valid value.
+func validEnv() map[string]string {
+	return map[string]string{
+		"AUTHPROXY_UPSTREAM":      "http://127.0.0.1:8080",
+		"AUTHPROXY_OIDC_ISSUER":   "https://idp.example.com/realms/main",
+		"AUTHPROXY_CLIENT_ID":     "app",
+		"AUTHPROXY_REDIRECT_URL":  "https://app.example.com/oauth2/callback",
+		"AUTHPROXY_COOKIE_SECRET": testCookieSecret,
+	}
+}
+
+// loadWith loads validEnv with overrides; an override of "\x00unset"
+// removes the variable.
+func loadWith(overrides map[string]string) (*Config, error) {
+	env := validEnv()
+	for k, v := range overrides {
+		if v == "\x00unset" {
+			delete(env, k)
+			continue
+		}
+		env[k] = v
+	}
+	return LoadConfig(mapLookup(env))
+}
+
+// errorLines splits a joined error into its problems.
+func errorLines(err error) []string {
+	if err == nil {
+		return nil
+	}
+	return strings.Split(err.Error(), "\n")
+}
+
+func TestLoadConfigDefaults(t *testing.T) {
+	c, err := loadWith(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		field     string
+		got, want any
+	}{
+		{"Listen", c.Listen, ":4180"},
+		{"Upstream", c.Upstream.String(), "http://127.0.0.1:8080"},
+		{"UpstreamTimeout", c.UpstreamTimeout, 30 * time.Second},
+		{"MetricsListen", c.MetricsListen, ""},
+		{"TLSCertFile", c.TLSCertFile, ""},
+		{"TLSKeyFile", c.TLSKeyFile, ""},
+		{"UpstreamCAFile", c.UpstreamCAFile, ""},
+		{"InsecureSkipUpstreamTLSVerify", c.InsecureSkipUpstreamTLSVerify, false},
+		{"ShutdownGrace", c.ShutdownGrace, 20 * time.Second},
+		{"Issuer", c.Issuer.String(), "https://idp.example.com/realms/main"},
+		{"ClientID", c.ClientID, "app"},
+		{"ClientSecret", c.ClientSecret.Reveal(), ""},
+		{"RedirectURL", c.RedirectURL.String(), "https://app.example.com/oauth2/callback"},
+		{"Scopes", c.Scopes, []string{"openid", "email", "profile"}},
+		{"CookieSecrets", len(c.CookieSecrets), 1},
+		{"CookieName", c.CookieName, "_authproxy"},
+		{"CookieSecure", c.CookieSecure, true},
+		{"CookieDomain", c.CookieDomain, ""},
+		{"CookieSameSite", c.CookieSameSite, http.SameSiteLaxMode},
+		{"SessionStore", c.SessionStore, "cookie"},
+		{"SessionTTL", c.SessionTTL, 168 * time.Hour},
+		{"AllowedEmailDomains", c.AllowedEmailDomains, []string{"*"}},
+		{"AllowedEmails", c.AllowedEmails, []string(nil)},
+		{"AllowedGroups", c.AllowedGroups, []string(nil)},
+		{"InsecureAllowUnverifiedEmail", c.InsecureAllowUnverifiedEmail, false},
+		{"SkipAuthRoutes", c.SkipAuthRoutes, []Route(nil)},
+		{"UserClaim", c.UserClaim, "sub"},
+		{"GroupsClaim", c.GroupsClaim, "groups"},
+		{"PassAccessToken", c.PassAccessToken, false},
+		{"PostLogoutRedirectURL", c.PostLogoutRedirectURL.String(), "https://app.example.com/"},
+		{"TrustedProxies", c.TrustedProxies, []netip.Prefix(nil)},
+		{"LogFormat", c.LogFormat, "json"},
+		{"TemplatesDir", c.TemplatesDir, ""},
+	} {
+		if !reflect.DeepEqual(tc.got, tc.want) {
+			t.Errorf("%s = %#v, want %#v", tc.field, tc.got, tc.want)
+		}
+	}
+}
+
+// validCase is a value LoadConfig accepts and what it makes of it. In value
+// and also, "@file" stands for the path of a readable file.
+type validCase struct {
+	variable, value string
+	got             func(c *Config) any
+	want            any
+	also            map[string]string // other variables the value needs
+}
+
+// invalidCase is a value LoadConfig refuses and part of its message.
+type invalidCase struct{ variable, value, want string }
+
+// validCases give, per variable, values LoadConfig accepts and what it
+// makes of them.
+var validCases = []validCase{
+	{"AUTHPROXY_LISTEN", "127.0.0.1:9000", func(c *Config) any { return c.Listen }, "127.0.0.1:9000", nil},
+	{"AUTHPROXY_LISTEN", "[::1]:80", func(c *Config) any { return c.Listen }, "[::1]:80", nil},
+	{"AUTHPROXY_LISTEN", " :0 ", func(c *Config) any { return c.Listen }, ":0", nil},
+	{"AUTHPROXY_UPSTREAM", "https://app.internal:8443", func(c *Config) any { return c.Upstream.String() }, "https://app.internal:8443", nil},
+	{"AUTHPROXY_UPSTREAM", "http://127.0.0.1:8080/base", func(c *Config) any { return c.Upstream.Path }, "/base", nil},
+	{"AUTHPROXY_UPSTREAM", "unix:///run/app.sock", func(c *Config) any { return c.Upstream.Scheme + " " + c.Upstream.Path }, "unix /run/app.sock", nil},
+	{"AUTHPROXY_UPSTREAM_TIMEOUT", "5s", func(c *Config) any { return c.UpstreamTimeout }, 5 * time.Second, nil},
+	{"AUTHPROXY_OIDC_ISSUER", "http://localhost:5556/dex", func(c *Config) any { return c.Issuer.String() }, "http://localhost:5556/dex", nil},
+	{"AUTHPROXY_CLIENT_ID", "my-app", func(c *Config) any { return c.ClientID }, "my-app", nil},
+	{"AUTHPROXY_CLIENT_SECRET", "s3cr3t", func(c *Config) any { return c.ClientSecret.Reveal() }, "s3cr3t", nil},
+	{"AUTHPROXY_REDIRECT_URL", "http://localhost:4180/oauth2/callback", func(c *Config) any { return c.RedirectURL.String() }, "http://localhost:4180/oauth2/callback", nil},
+	{"AUTHPROXY_SCOPES", "openid,email groups", func(c *Config) any { return c.Scopes }, []string{"openid", "email", "groups"}, nil},
+	{"AUTHPROXY_SCOPES", "openid", func(c *Config) any { return c.Scopes }, []string{"openid"}, nil},
+	{"AUTHPROXY_COOKIE_SECRET", strings.Repeat("ab", 32), func(c *Config) any { return c.CookieSecrets[0].Reveal() }, strings.Repeat("\xab", 32), nil},
+	{"AUTHPROXY_COOKIE_SECRET", testCookieSecret + ", " + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("z"), 32)),
+		func(c *Config) any { return []string{c.CookieSecrets[0].Reveal(), c.CookieSecrets[1].Reveal()} },
+		[]string{"0123456789abcdef0123456789abcdef", strings.Repeat("z", 32)}, nil},
+	{"AUTHPROXY_COOKIE_NAME", "__Host-app_session", func(c *Config) any { return c.CookieName }, "__Host-app_session", nil},
+	{"AUTHPROXY_COOKIE_SECURE", "false", func(c *Config) any { return c.CookieSecure }, false, nil},
+	{"AUTHPROXY_COOKIE_SECURE", "true", func(c *Config) any { return c.CookieSecure }, true, nil},
+	{"AUTHPROXY_COOKIE_DOMAIN", ".example.com", func(c *Config) any { return c.CookieDomain }, ".example.com", nil},
+	{"AUTHPROXY_COOKIE_DOMAIN", "example.com", func(c *Config) any { return c.CookieDomain }, "example.com", nil},
+	{"AUTHPROXY_COOKIE_SAMESITE", "strict", func(c *Config) any { return c.CookieSameSite }, http.SameSiteStrictMode, nil},
+	{"AUTHPROXY_COOKIE_SAMESITE", "none", func(c *Config) any { return c.CookieSameSite }, http.SameSiteNoneMode, nil},
+	{"AUTHPROXY_COOKIE_SAMESITE", "lax", func(c *Config) any { return c.CookieSameSite }, http.SameSiteLaxMode, nil},
+	{"AUTHPROXY_SESSION_STORE", "cookie", func(c *Config) any { return c.SessionStore }, "cookie", nil},
+	{"AUTHPROXY_SESSION_TTL", "12h", func(c *Config) any { return c.SessionTTL }, 12 * time.Hour, nil},
+	{"AUTHPROXY_SESSION_TTL", "90s", func(c *Config) any { return c.SessionTTL }, 90 * time.Second, nil},
+	{"AUTHPROXY_ALLOWED_EMAIL_DOMAINS", "example.com, @Corp.Example", func(c *Config) any { return c.AllowedEmailDomains }, []string{"example.com", "corp.example"}, nil},
+	{"AUTHPROXY_ALLOWED_EMAILS", "Ada@Example.com, bob@x.org", func(c *Config) any { return c.AllowedEmails }, []string{"ada@example.com", "bob@x.org"}, nil},
+	{"AUTHPROXY_ALLOWED_GROUPS", "admins, ops ,,", func(c *Config) any { return c.AllowedGroups }, []string{"admins", "ops"}, nil},
+	{"AUTHPROXY_INSECURE_ALLOW_UNVERIFIED_EMAIL", "true", func(c *Config) any { return c.InsecureAllowUnverifiedEmail }, true, nil},
+	{"AUTHPROXY_SKIP_AUTH_ROUTES", "GET /healthz, /public/, post /hook", func(c *Config) any { return c.SkipAuthRoutes },
+		[]Route{{"GET", "/healthz"}, {"", "/public/"}, {"POST", "/hook"}}, nil},
+	{"AUTHPROXY_USER_CLAIM", "email", func(c *Config) any { return c.UserClaim }, "email", nil},
+	{"AUTHPROXY_GROUPS_CLAIM", "realm_access.roles", func(c *Config) any { return c.GroupsClaim }, "realm_access.roles", nil},
+	{"AUTHPROXY_PASS_ACCESS_TOKEN", "true", func(c *Config) any { return c.PassAccessToken }, true, nil},
+	{"AUTHPROXY_POST_LOGOUT_REDIRECT_URL", "https://app.example.com/bye", func(c *Config) any { return c.PostLogoutRedirectURL.String() }, "https://app.example.com/bye", nil},
+	{"AUTHPROXY_TRUSTED_PROXIES", "10.1.2.3/8, 192.168.1.7, ::1", func(c *Config) any { return c.TrustedProxies },
+		[]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.7/32"), netip.MustParsePrefix("::1/128")}, nil},
+	{"AUTHPROXY_LOG_FORMAT", "text", func(c *Config) any { return c.LogFormat }, "text", nil},
+	{"AUTHPROXY_METRICS_LISTEN", "127.0.0.1:9090", func(c *Config) any { return c.MetricsListen }, "127.0.0.1:9090", nil},
+	{"AUTHPROXY_TLS_CERT_FILE", "@file", func(c *Config) any { return c.TLSCertFile != "" && c.TLSKeyFile != "" }, true,
+		map[string]string{"AUTHPROXY_TLS_KEY_FILE": "@file"}},
+	{"AUTHPROXY_TLS_KEY_FILE", "@file", func(c *Config) any { return c.TLSKeyFile != "" }, true,
+		map[string]string{"AUTHPROXY_TLS_CERT_FILE": "@file"}},
+	{"AUTHPROXY_UPSTREAM_CA_FILE", "@file", func(c *Config) any { return c.UpstreamCAFile != "" }, true, nil},
+	{"AUTHPROXY_INSECURE_SKIP_UPSTREAM_TLS_VERIFY", "true", func(c *Config) any { return c.InsecureSkipUpstreamTLSVerify }, true, nil},
+	{"AUTHPROXY_SHUTDOWN_GRACE", "5s", func(c *Config) any { return c.ShutdownGrace }, 5 * time.Second, nil},
+	{"AUTHPROXY_TEMPLATES_DIR", "/etc/authproxy/templates", func(c *Config) any { return c.TemplatesDir }, "/etc/authproxy/templates", nil},
+}
+
+func TestLoadConfigValidValues(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "readable.pem")
+	if err := os.WriteFile(file, []byte("-----BEGIN CERTIFICATE-----\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range validCases {
+		t.Run(tc.variable+"="+tc.value, func(t *testing.T) {
+			env := map[string]string{tc.variable: tc.value}
+			maps.Copy(env, tc.also)
+			for k, v := range env {
+				env[k] = strings.ReplaceAll(v, "@file", file)
+			}
+			c, err := loadWith(env)
+			if err != nil {
+				t.Fatalf("LoadConfig: %v", err)
+			}
+			if got := tc.got(c); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got %#v, want %#v", got, tc.want)
+			}
+		})
+	}
+}
+
+// invalidCases give, per variable, values LoadConfig refuses and a part of
+// the message it must give.
+var invalidCases = []invalidCase{
+	{"AUTHPROXY_LISTEN", "4180", "want host:port"},
+	{"AUTHPROXY_LISTEN", "localhost:http", `want a port between 0 and 65535, got "http"`},
+	{"AUTHPROXY_LISTEN", ":70000", `got "70000"`},
+	{"AUTHPROXY_UPSTREAM", "127.0.0.1:8080", "want http://host:port"},
+	{"AUTHPROXY_UPSTREAM", "ftp://files.example", "want http://host:port"},
+	{"AUTHPROXY_UPSTREAM", "http://", "want http://host:port"},
+	{"AUTHPROXY_UPSTREAM", "http://user:pw@app:8080", "want http://host:port"},
+	{"AUTHPROXY_UPSTREAM", "http://app:8080/?x=1", "want http://host:port"},
+	{"AUTHPROXY_UPSTREAM", "unix://relative.sock", "unix:///path.sock"},
+	{"AUTHPROXY_UPSTREAM_TIMEOUT", "fast", "want a positive Go duration"},
+	{"AUTHPROXY_UPSTREAM_TIMEOUT", "0s", "want a positive Go duration"},
+	{"AUTHPROXY_OIDC_ISSUER", "idp.example.com", "want an absolute http:// or https:// URL"},
+	{"AUTHPROXY_OIDC_ISSUER", "https://user@idp.example.com", "without user info"},
+	{"AUTHPROXY_OIDC_ISSUER", "https://idp.example.com/#x", "without user info or fragment"},
+	{"AUTHPROXY_REDIRECT_URL", "https://app.example.com/callback", "want a URL whose path is /oauth2/callback"},
+	{"AUTHPROXY_REDIRECT_URL", "/oauth2/callback", "want an absolute http:// or https:// URL"},
+	{"AUTHPROXY_REDIRECT_URL", "https://app.example.com/oauth2/callback?x=1", "and no query"},
+	{"AUTHPROXY_SCOPES", "email profile", "includes openid"},
+	{"AUTHPROXY_COOKIE_SECRET", "dHdlbHZlIGJ5dGVz", "want 32 bytes base64-encoded, got 12 bytes"},
+	{"AUTHPROXY_COOKIE_SECRET", "!!!!", "got 4 characters that are neither"},
+	{"AUTHPROXY_COOKIE_NAME", "my cookie", "want a cookie name"},
+	{"AUTHPROXY_COOKIE_NAME", "a;b", "want a cookie name"},
+	{"AUTHPROXY_COOKIE_NAME", "sëssion", "want a cookie name"},
+	{"AUTHPROXY_COOKIE_SECURE", "yes", `want true or false, got "yes"`},
+	{"AUTHPROXY_COOKIE_SECURE", "1", `want true or false, got "1"`},
+	{"AUTHPROXY_COOKIE_DOMAIN", "exa mple.com", "want a domain name"},
+	{"AUTHPROXY_COOKIE_DOMAIN", "example.com:443", "want a domain name"},
+	{"AUTHPROXY_COOKIE_DOMAIN", "a..b", "want a domain name"},
+	{"AUTHPROXY_COOKIE_DOMAIN", ".", "want a domain name"},
+	{"AUTHPROXY_COOKIE_SAMESITE", "relaxed", `want lax, strict or none, got "relaxed"`},
+	{"AUTHPROXY_SESSION_STORE", "memory", `want cookie, got "memory"`},
+	{"AUTHPROXY_SESSION_TTL", "7d", "want a positive Go duration"},
+	{"AUTHPROXY_SESSION_TTL", "0s", "want a positive Go duration"},
+	{"AUTHPROXY_SESSION_TTL", "-1h", "want a positive Go duration"},
+	{"AUTHPROXY_ALLOWED_EMAIL_DOMAINS", "exa mple.com", "want a domain name"},
+	{"AUTHPROXY_ALLOWED_EMAILS", "ada", "want email addresses"},
+	{"AUTHPROXY_ALLOWED_EMAILS", "@example.com", "want email addresses"},
+	{"AUTHPROXY_ALLOWED_EMAILS", "ada@", "want email addresses"},
+	{"AUTHPROXY_INSECURE_ALLOW_UNVERIFIED_EMAIL", "yes", `want true or false, got "yes"`},
+	{"AUTHPROXY_SKIP_AUTH_ROUTES", "healthz", "want a path starting with /"},
+	{"AUTHPROXY_SKIP_AUTH_ROUTES", "FETCH /x", "want an HTTP method"},
+	{"AUTHPROXY_SKIP_AUTH_ROUTES", "GET /a /b", "want [METHOD] /path"},
+	{"AUTHPROXY_SKIP_AUTH_ROUTES", "/public/../admin", "want a clean path"},
+	{"AUTHPROXY_SKIP_AUTH_ROUTES", "/a//b", "want a clean path"},
+	{"AUTHPROXY_SKIP_AUTH_ROUTES", "/a%2fb", "want a clean path"},
+	{"AUTHPROXY_SKIP_AUTH_ROUTES", `/a\b`, "want a clean path"},
+	{"AUTHPROXY_SKIP_AUTH_ROUTES", "/a/.", "want a clean path"},
+	{"AUTHPROXY_PASS_ACCESS_TOKEN", "on", `want true or false, got "on"`},
+	{"AUTHPROXY_POST_LOGOUT_REDIRECT_URL", "/bye", "want an absolute http:// or https:// URL"},
+	{"AUTHPROXY_TRUSTED_PROXIES", "10.0.0.0/33", "want CIDRs"},
+	{"AUTHPROXY_TRUSTED_PROXIES", "localhost", "want CIDRs"},
+	{"AUTHPROXY_METRICS_LISTEN", "9090", "want host:port"},
+	{"AUTHPROXY_TLS_CERT_FILE", "/nonexistent/cert.pem", "want a readable file"},
+	{"AUTHPROXY_TLS_KEY_FILE", "/nonexistent/key.pem", "want a readable file"},
+	{"AUTHPROXY_UPSTREAM_CA_FILE", "/nonexistent/ca.pem", "want a readable file"},
+	{"AUTHPROXY_INSECURE_SKIP_UPSTREAM_TLS_VERIFY", "yes", `want true or false, got "yes"`},
+	{"AUTHPROXY_SHUTDOWN_GRACE", "0s", "want a positive Go duration"},
+	{"AUTHPROXY_LOG_FORMAT", "xml", `want json or text, got "xml"`},
+}
+
+func TestLoadConfigInvalidValues(t *testing.T) {
+	for _, tc := range invalidCases {
+		t.Run(tc.variable+"="+tc.value, func(t *testing.T) {
+			c, err := loadWith(map[string]string{tc.variable: tc.value})
+			if err == nil {
+				t.Fatalf("LoadConfig accepted %s=%q", tc.variable, tc.value)
+			}
+			if c != nil {
+				t.Errorf("LoadConfig returned a Config with an error")
+			}
+			lines := errorLines(err)
+			if len(lines) != 1 || !strings.HasPrefix(lines[0], tc.variable+": ") || !strings.Contains(lines[0], tc.want) {
+				t.Errorf("error %q: want one problem, %q…, saying %q", err, tc.variable+": ", tc.want)
+			}
+		})
+	}
+}
+
+// TestConfigCasesCoverEveryVariable keeps the tables above in step with the
+// variables table.
+func TestConfigCasesCoverEveryVariable(t *testing.T) {
+	noInvalidValue := map[string]bool{ // any string is a valid value of these
+		"AUTHPROXY_CLIENT_ID": true, "AUTHPROXY_CLIENT_SECRET": true, "AUTHPROXY_USER_CLAIM": true,
+		"AUTHPROXY_GROUPS_CLAIM": true, "AUTHPROXY_ALLOWED_GROUPS": true, "AUTHPROXY_TEMPLATES_DIR": true,
+	}
+	for _, v := range variables {
+		if !slices.ContainsFunc(validCases, func(c validCase) bool { return c.variable == v.name }) {
+			t.Errorf("%s has no valid-value case", v.name)
+		}
+		hasInvalid := slices.ContainsFunc(invalidCases, func(c invalidCase) bool { return c.variable == v.name })
+		if !hasInvalid && !noInvalidValue[v.name] {
+			t.Errorf("%s has no invalid-value case", v.name)
+		}
+		if !strings.HasPrefix(v.name, "AUTHPROXY_") || v.help == "" {
+			t.Errorf("variable %q: want an AUTHPROXY_ name and help text", v.name)
+		}
+	}
+}
+
+func TestLoadConfigRequired(t *testing.T) {
+	for _, v := range variables {
+		if !v.required {
+			continue
+		}
+		for _, value := range []string{"\x00unset", "", "   "} {
+			t.Run(fmt.Sprintf("%s=%q", v.name, value), func(t *testing.T) {
+				_, err := loadWith(map[string]string{v.name: value})
+				lines := errorLines(err)
+				if len(lines) != 1 || !strings.HasPrefix(lines[0], v.name+": required") {
+					t.Errorf("error %q: want one problem, %q", err, v.name+": required…")
+				}
+			})
+		}
+	}
+}
+
+func TestLoadConfigReportsEveryProblem(t *testing.T) {
+	bad := map[string]string{
+		"AUTHPROXY_LISTEN":          "nope",
+		"AUTHPROXY_UPSTREAM":        "\x00unset",
+		"AUTHPROXY_COOKIE_SECRET":   "dHdlbHZlIGJ5dGVz",
+		"AUTHPROXY_SESSION_TTL":     "forever",
+		"AUTHPROXY_LOG_FORMAT":      "xml",
+		"AUTHPROXY_COOKIE_SECURE":   "maybe",
+		"AUTHPROXY_REDIRECT_URL":    "https://app.example.com/",
+		"AUTHPROXY_TRUSTED_PROXIES": "everyone",
+	}
+	_, err := loadWith(bad)
+	lines := errorLines(err)
+	if len(lines) != len(bad) {
+		t.Errorf("got %d problems, want %d:\n%v", len(lines), len(bad), err)
+	}
+	for name := range bad {
+		if !slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, name+": ") }) {
+			t.Errorf("no problem reported for %s:\n%v", name, err)
+		}
+	}
+}
+
+func TestLoadConfigCrossChecks(t *testing.T) {
+	const noneWithoutSecure = "AUTHPROXY_COOKIE_SAMESITE: none requires AUTHPROXY_COOKIE_SECURE=true"
+	const tlsPair = "AUTHPROXY_TLS_KEY_FILE: set both AUTHPROXY_TLS_CERT_FILE and AUTHPROXY_TLS_KEY_FILE, or neither"
+	file := filepath.Join(t.TempDir(), "cert.pem")
+	if err := os.WriteFile(file, []byte("pem"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want []string // each problem's start, in order
+	}{
+		{"SameSite=none without Secure", map[string]string{"AUTHPROXY_COOKIE_SAMESITE": "none", "AUTHPROXY_COOKIE_SECURE": "false"},
+			[]string{noneWithoutSecure}},
+		{"SameSite=none with Secure", map[string]string{"AUTHPROXY_COOKIE_SAMESITE": "none"}, nil},
+		{"reported with other problems", map[string]string{
+			"AUTHPROXY_COOKIE_SAMESITE": "none", "AUTHPROXY_COOKIE_SECURE": "false", "AUTHPROXY_LOG_FORMAT": "xml",
+			"AUTHPROXY_REDIRECT_URL": "\x00unset",
+		}, []string{"AUTHPROXY_REDIRECT_URL: required", "AUTHPROXY_LOG_FORMAT: ", noneWithoutSecure}},
+		{"TLS certificate without key", map[string]string{"AUTHPROXY_TLS_CERT_FILE": file}, []string{tlsPair}},
+		{"TLS key without certificate", map[string]string{"AUTHPROXY_TLS_KEY_FILE": file}, []string{tlsPair}},
+		{"TLS pair", map[string]string{"AUTHPROXY_TLS_CERT_FILE": file, "AUTHPROXY_TLS_KEY_FILE": file}, nil},
+		{"not reported when its own variable is bad", map[string]string{"AUTHPROXY_COOKIE_SAMESITE": "none", "AUTHPROXY_COOKIE_SECURE": "no"},
+			[]string{"AUTHPROXY_COOKIE_SECURE: "}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := loadWith(tc.env)
+			lines := errorLines(err)
+			if len(lines) != len(tc.want) {
+				t.Fatalf("error %q: want %d problems: %q", err, len(tc.want), tc.want)
+			}
+			for i, w := range tc.want {
+				if !strings.HasPrefix(lines[i], w) {
+					t.Errorf("problem %d is %q, want %q…", i+1, lines[i], w)
+				}
+			}
+		})
+	}
+}
+
+func FuzzLoadConfig(f *testing.F) {
+	f.Add(":4180", "http://127.0.0.1:8080", "https://app.example.com/oauth2/callback", testCookieSecret, "GET /healthz, /public/", "12h")
+	f.Add("", "", "", "", "", "")
+	f.Add("x", "unix:///s.sock", "http://a/oauth2/callback?x", "dHdlbHZlIGJ5dGVz,,"+testCookieSecret, "GET /a /b", "-1s")
+	f.Add("[::1]:99999", "http://u@h", "//a/oauth2/callback", strings.Repeat("ab", 32), `/a\b, /%2f, /..;/`, "1e9h")
+	f.Add("\n", "http://%zz", "https://a/oauth2/callback#f", "\xff\xfe", "FETCH /x, get /y/", "9999999999h")
+	f.Fuzz(func(t *testing.T, listen, upstream, redirect, secret, routes, ttl string) {
+		env := validEnv()
+		maps.Copy(env, map[string]string{
+			"AUTHPROXY_LISTEN": listen, "AUTHPROXY_UPSTREAM": upstream, "AUTHPROXY_REDIRECT_URL": redirect,
+			"AUTHPROXY_COOKIE_SECRET": secret, "AUTHPROXY_SKIP_AUTH_ROUTES": routes, "AUTHPROXY_SESSION_TTL": ttl,
+		})
+		c, err := LoadConfig(mapLookup(env))
+		if err != nil {
+			if c != nil {
+				t.Fatalf("Config and error both returned")
+			}
+			for _, line := range errorLines(err) {
+				name, _, ok := strings.Cut(line, ": ")
+				if !ok || !slices.ContainsFunc(variables, func(v variable) bool { return v.name == name }) {
+					t.Fatalf("problem %q does not start with an AUTHPROXY_ variable", line)
+				}
+			}
+			return
+		}
+		if c.RedirectURL.Path != callbackPath || c.RedirectURL.Host == "" {
+			t.Errorf("accepted redirect URL %q", c.RedirectURL)
+		}
+		if c.Upstream.Scheme != "unix" && c.Upstream.Host == "" {
+			t.Errorf("accepted upstream %q", c.Upstream)
+		}
+		for _, k := range c.CookieSecrets {
+			if len(k.Reveal()) != 32 {
+				t.Errorf("accepted a %d-byte cookie secret", len(k.Reveal()))
+			}
+		}
+		if len(c.CookieSecrets) == 0 || c.SessionTTL <= 0 {
+			t.Errorf("accepted %d cookie secrets, TTL %v", len(c.CookieSecrets), c.SessionTTL)
+		}
+		for _, rt := range c.SkipAuthRoutes {
+			if clean, err := cleanPath(rt.Path); err != nil || clean != rt.Path {
+				t.Errorf("accepted unclean route %q", rt)
+			}
+		}
+	})
+}
