@@ -45,6 +45,10 @@ type Config struct {
 	UserClaim       string
 	GroupsClaim     string
 	PassAccessToken bool
+	// UpstreamJWT sends X-Authproxy-Jwt, signed with the key in
+	// UpstreamJWTKeyFile or a fresh one.
+	UpstreamJWT        bool
+	UpstreamJWTKeyFile string
 
 	PostLogoutRedirectURL *url.URL
 	TrustedProxies        []netip.Prefix

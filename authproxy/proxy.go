@@ -89,6 +89,13 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest, target *url.URL) {
 		if s.cfg.PassAccessToken {
 			setHeader(h, headerAccessToken, sess.AccessToken)
 		}
+		if s.identity != nil {
+			tok, err := s.identity.token(sess)
+			if err != nil {
+				s.log.Error("upstream JWT not sent", "err", err)
+			}
+			setHeader(h, headerUpstreamJWT, tok)
+		}
 	}
 }
 

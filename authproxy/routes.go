@@ -24,6 +24,9 @@ func (s *Server) routes() http.Handler {
 	if s.cfg.MetricsListen == "" {
 		r.Method(http.MethodGet, metricsPath, s.metrics.handler())
 	}
+	if s.identity != nil {
+		r.Get(jwksPath, s.identity.serveJWKS)
+	}
 	r.Get(startPath, s.start)
 	r.Get(callbackPath, s.callback)
 	r.Get(signOutPath, s.signOut)

@@ -69,6 +69,7 @@ type Server struct {
 	metrics   *metrics
 
 	upstreamRoots *x509.CertPool
+	identity      *identitySigner // nil unless AUTHPROXY_UPSTREAM_JWT
 }
 
 // New builds a Server from opts.
@@ -106,6 +107,14 @@ func New(opts Options) (*Server, error) {
 		s.upstreamRoots = x509.NewCertPool()
 		if !s.upstreamRoots.AppendCertsFromPEM(pem) {
 			return nil, fmt.Errorf("authproxy: AUTHPROXY_UPSTREAM_CA_FILE: no PEM certificates in %s", f)
+		}
+	}
+	if opts.Config.UpstreamJWT {
+		origin := *opts.Config.RedirectURL
+		origin.Path, origin.RawPath = "", ""
+		var err error
+		if s.identity, err = newIdentitySigner(opts.Config.UpstreamJWTKeyFile, origin.String(), opts.Config.Upstream.String(), s.now); err != nil {
+			return nil, err
 		}
 	}
 	s.proxy = s.newReverseProxy()

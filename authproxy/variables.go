@@ -81,6 +81,10 @@ var variables = []variable{
 		parse: func(c *Config, v string) error { c.GroupsClaim = v; return nil }},
 	{name: "AUTHPROXY_PASS_ACCESS_TOKEN", def: "false", help: "also send X-Forwarded-Access-Token: true or false",
 		parse: func(c *Config, v string) (err error) { c.PassAccessToken, err = parseBool(v); return err }},
+	{name: "AUTHPROXY_UPSTREAM_JWT", def: "false", help: "also send X-Authproxy-Jwt, a 2-minute ES256 JWT of the identity (sub, email, groups, aud = the upstream URL), verifiable with /.well-known/jwks.json: true or false",
+		parse: func(c *Config, v string) (err error) { c.UpstreamJWT, err = parseBool(v); return err }},
+	{name: "AUTHPROXY_UPSTREAM_JWT_KEY_FILE", help: "PEM P-256 private key that signs X-Authproxy-Jwt; default: a new key at every start (set it when running several replicas)",
+		parse: func(c *Config, v string) error { c.UpstreamJWTKeyFile = v; return checkReadable(v) }},
 	{name: "AUTHPROXY_POST_LOGOUT_REDIRECT_URL", help: "absolute URL the IdP returns to after sign-out; default: the redirect URL's origin + /",
 		parse: func(c *Config, v string) (err error) {
 			if v != "" {
