@@ -162,6 +162,8 @@ var validCases = []validCase{
 	{"AUTHPROXY_UPSTREAM_CA_FILE", "@file", func(c *Config) any { return c.UpstreamCAFile != "" }, true, nil},
 	{"AUTHPROXY_INSECURE_SKIP_UPSTREAM_TLS_VERIFY", "true", func(c *Config) any { return c.InsecureSkipUpstreamTLSVerify }, true, nil},
 	{"AUTHPROXY_SHUTDOWN_GRACE", "5s", func(c *Config) any { return c.ShutdownGrace }, 5 * time.Second, nil},
+	{"AUTHPROXY_UPSTREAM_JWT", "true", func(c *Config) any { return c.UpstreamJWT }, true, nil},
+	{"AUTHPROXY_UPSTREAM_JWT_KEY_FILE", "@file", func(c *Config) any { return c.UpstreamJWTKeyFile != "" }, true, nil},
 	{"AUTHPROXY_TEMPLATES_DIR", "/etc/authproxy/templates", func(c *Config) any { return c.TemplatesDir }, "/etc/authproxy/templates", nil},
 }
 
@@ -248,6 +250,8 @@ var invalidCases = []invalidCase{
 	{"AUTHPROXY_UPSTREAM_CA_FILE", "/nonexistent/ca.pem", "want a readable file"},
 	{"AUTHPROXY_INSECURE_SKIP_UPSTREAM_TLS_VERIFY", "yes", `want true or false, got "yes"`},
 	{"AUTHPROXY_SHUTDOWN_GRACE", "0s", "want a positive Go duration"},
+	{"AUTHPROXY_UPSTREAM_JWT", "1", `want true or false, got "1"`},
+	{"AUTHPROXY_UPSTREAM_JWT_KEY_FILE", "/nonexistent/key.pem", "want a readable file"},
 	{"AUTHPROXY_LOG_FORMAT", "xml", `want json or text, got "xml"`},
 }
 
