@@ -41,7 +41,19 @@ func (s *Server) protect(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	sess, err := s.session(w, r)
+	var sess *session.Session
+	if tok, ok := bearerToken(r); ok {
+		sess, err = s.bearerSession(r, tok)
+		if errors.Is(err, errBadBearer) {
+			s.badBearer(w, r, err)
+			return
+		}
+	} else {
+		sess, err = s.session(w, r)
+		// Only a verified bearer token reaches the upstream in
+		// Authorization on a route that needs a session.
+		r.Header.Del("Authorization")
+	}
 	switch {
 	case errors.Is(err, session.ErrNotFound):
 		s.unauthenticated(w, r)

@@ -37,6 +37,9 @@ type Config struct {
 	AllowedEmailDomains []string
 	AllowedEmails       []string
 	AllowedGroups       []string
+	// BearerAudiences are the aud values accepted in bearer JWTs; default
+	// the client id.
+	BearerAudiences []string
 	// InsecureAllowUnverifiedEmail lets users sign in whose IdP does not
 	// vouch for their email address (email_verified false or missing).
 	InsecureAllowUnverifiedEmail bool
@@ -152,6 +155,9 @@ func (c *Config) crossCheck(failed map[string]bool) []error {
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") && !failed["AUTHPROXY_TLS_CERT_FILE"] && !failed["AUTHPROXY_TLS_KEY_FILE"] {
 		errs = append(errs, errors.New("AUTHPROXY_TLS_KEY_FILE: set both AUTHPROXY_TLS_CERT_FILE and AUTHPROXY_TLS_KEY_FILE, or neither"))
+	}
+	if len(c.BearerAudiences) == 0 && c.ClientID != "" {
+		c.BearerAudiences = []string{c.ClientID}
 	}
 	if c.PostLogoutRedirectURL == nil && c.RedirectURL != nil {
 		u := *c.RedirectURL

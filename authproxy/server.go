@@ -70,6 +70,7 @@ type Server struct {
 
 	upstreamRoots *x509.CertPool
 	identity      *identitySigner // nil unless AUTHPROXY_UPSTREAM_JWT
+	bearers       bearerCache
 }
 
 // New builds a Server from opts.

@@ -71,6 +71,16 @@ var variables = []variable{
 		parse: func(c *Config, v string) (err error) { c.AllowedEmails, err = parseEmails(v); return err }},
 	{name: "AUTHPROXY_ALLOWED_GROUPS", help: "if set, the user must be in one of these groups (comma-separated)",
 		parse: func(c *Config, v string) error { c.AllowedGroups = splitList(v); return nil }},
+	{name: "AUTHPROXY_BEARER_AUDIENCES", help: "audiences accepted in API clients' `Authorization: Bearer` JWTs (comma-separated); default: the client id",
+		parse: func(c *Config, v string) error {
+			c.BearerAudiences = splitList(v)
+			for _, a := range c.BearerAudiences {
+				if strings.ContainsAny(a, " \t") {
+					return fmt.Errorf("want audiences without blanks, comma-separated, got %q", a)
+				}
+			}
+			return nil
+		}},
 	{name: "AUTHPROXY_INSECURE_ALLOW_UNVERIFIED_EMAIL", def: "false", help: "let users whose email_verified is false or missing sign in: true or false (their unverified address still reaches the upstream as X-Forwarded-Email)",
 		parse: func(c *Config, v string) (err error) { c.InsecureAllowUnverifiedEmail, err = parseBool(v); return err }},
 	{name: "AUTHPROXY_SKIP_AUTH_ROUTES", help: "routes served without a session, e.g. `GET /healthz, /public/`: a path ending in / is a prefix, any other is exact; an optional method limits the route",

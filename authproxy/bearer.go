@@ -1,0 +1,105 @@
+package authproxy
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/authproxy/authproxy/providers"
+	"github.com/authproxy/authproxy/session"
+)
+
+// bearerCacheSize bounds the cache of verified bearer tokens.
+const bearerCacheSize = 10000
+
+// errBadBearer means the request's bearer token was refused.
+var errBadBearer = errors.New("authproxy: invalid bearer token")
+
+// bearerToken returns the token of an "Authorization: Bearer …" header and
+// whether the request has one (a Bearer header with no token counts: it is
+// an API client whose token is missing).
+func bearerToken(r *http.Request) (string, bool) {
+	scheme, tok, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return strings.TrimSpace(tok), true
+}
+
+// bearerCache remembers verified tokens until they expire, so that an API
+// client's repeated requests cost one signature check, not one each.
+type bearerCache struct {
+	mu      sync.Mutex
+	entries map[[32]byte]*session.Session
+}
+
+func (c *bearerCache) get(key [32]byte, now time.Time) *session.Session {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s := c.entries[key]; s != nil && now.Before(s.ExpiresAt) {
+		return s
+	}
+	return nil
+}
+
+func (c *bearerCache) put(key [32]byte, s *session.Session) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil || len(c.entries) >= bearerCacheSize {
+		c.entries = make(map[[32]byte]*session.Session)
+	}
+	c.entries[key] = s
+}
+
+// bearerSession authenticates an API client by a JWT access token from the
+// IdP. The result behaves as a session for policy and identity headers, but
+// is never stored.
+func (s *Server) bearerSession(r *http.Request, raw string) (*session.Session, error) {
+	bv, ok := s.provider.(providers.BearerVerifier)
+	if !ok {
+		return nil, fmt.Errorf("%w: this provider cannot verify bearer tokens", errBadBearer)
+	}
+	if raw == "" {
+		return nil, fmt.Errorf("%w: empty", errBadBearer)
+	}
+	key := sha256.Sum256([]byte(raw))
+	if sess := s.bearers.get(key, s.now()); sess != nil {
+		return sess, nil
+	}
+	id, err := bv.VerifyBearer(r.Context(), raw, s.cfg.BearerAudiences)
+	if err != nil {
+		if errors.Is(err, providers.ErrRejected) {
+			return nil, fmt.Errorf("%w: %w", errBadBearer, err)
+		}
+		return nil, err
+	}
+	if !s.emailTrusted(id) {
+		return nil, fmt.Errorf("%w: email not verified", errBadBearer)
+	}
+	sess := &session.Session{
+		ID:                "bearer",
+		User:              id.User,
+		Subject:           id.Subject,
+		Email:             id.Email,
+		PreferredUsername: id.PreferredUsername,
+		Groups:            id.Groups,
+		AccessToken:       raw,
+		TokenExpiry:       id.Expiry,
+		CreatedAt:         s.now(),
+		ExpiresAt:         id.Expiry,
+	}
+	s.bearers.put(key, sess)
+	return sess, nil
+}
+
+// badBearer answers a refused bearer token (RFC 6750 section 3).
+func (s *Server) badBearer(w http.ResponseWriter, r *http.Request, err error) {
+	s.log.Info("bearer token refused", "event", "denied", "reason", "invalid bearer token", "err", err, "path", r.URL.Path)
+	setOutcome(r, outcomeUnauth, "")
+	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token", "message": "the bearer token is not valid"})
+}
