@@ -2,31 +2,107 @@ package authproxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"time"
 
 	"github.com/authproxy/authproxy/providers"
 )
 
-// Check reaches the identity provider's discovery document for a loaded
-// configuration and writes what it found to w. It returns the first problem.
+// Check runs the checks an operator wants when something is wrong: the
+// configuration (already loaded), the IdP's discovery document, the shape of
+// the redirect URL, the cookie secret, cookie security against the scheme,
+// and whether the upstream answers. It writes one line per check to w and
+// returns an error naming every failed check.
 func Check(ctx context.Context, cfg *Config, w io.Writer) error {
-	fmt.Fprintf(w, "configuration: ok (%d variables)\n", len(variables))
-	fmt.Fprintf(w, "upstream:      %s\n", cfg.Upstream.Redacted())
-	fmt.Fprintf(w, "redirect URL:  %s\n", cfg.RedirectURL)
-	fmt.Fprintf(w, "session store: %s, cookie %s (secure=%t, samesite=%s), ttl %s\n",
-		cfg.SessionStore, cfg.CookieName, cfg.CookieSecure, sameSiteName(cfg.CookieSameSite), cfg.SessionTTL)
+	var failed []error
+	report := func(err error, ok string) {
+		if err != nil {
+			failed = append(failed, err)
+			fmt.Fprintf(w, "FAIL  %v\n", err)
+			return
+		}
+		fmt.Fprintf(w, "ok    %s\n", ok)
+	}
+	warn := func(msg string) { fmt.Fprintf(w, "warn  %s\n", msg) }
+
+	report(nil, fmt.Sprintf("configuration: %d variables valid", len(variables)))
+
 	p := providers.NewOIDC(providers.OIDCConfig{IssuerURL: cfg.Issuer.String(), ClientID: cfg.ClientID})
 	if err := p.Discover(ctx); err != nil {
-		return err
+		report(fmt.Errorf("AUTHPROXY_OIDC_ISSUER: %w", err), "")
+	} else {
+		msg := fmt.Sprintf("identity provider: discovery at %s", cfg.Issuer)
+		if ep := p.EndSessionEndpoint(); ep != "" {
+			msg += ", RP-initiated logout at " + ep
+		} else {
+			msg += " (no end_session_endpoint: sign-out is local only)"
+		}
+		report(nil, msg)
 	}
-	fmt.Fprintf(w, "issuer:        %s (discovery ok", cfg.Issuer)
-	if ep := p.EndSessionEndpoint(); ep != "" {
-		fmt.Fprintf(w, ", end_session_endpoint %s", ep)
+
+	report(nil, fmt.Sprintf("redirect URL: %s (callback path %s)", cfg.RedirectURL, callbackPath))
+	switch {
+	case cfg.RedirectURL.Scheme == "https" && !cfg.CookieSecure:
+		report(errors.New("AUTHPROXY_COOKIE_SECURE=false with an https redirect URL: session cookies would also travel over plain http"), "")
+	case cfg.RedirectURL.Scheme == "http" && cfg.CookieSecure && !isLoopback(cfg.RedirectURL.Hostname()):
+		report(errors.New("AUTHPROXY_COOKIE_SECURE=true with a plain http redirect URL: browsers will not send the session cookie back"), "")
+	default:
+		report(nil, fmt.Sprintf("cookies: %s, secure=%t, samesite=%s, store %s, ttl %s",
+			cfg.CookieName, cfg.CookieSecure, sameSiteName(cfg.CookieSameSite), cfg.SessionStore, cfg.SessionTTL))
 	}
-	fmt.Fprintln(w, ")")
-	if cfg.RedirectURL.Scheme == "https" && !cfg.CookieSecure {
-		return fmt.Errorf("AUTHPROXY_COOKIE_SECURE=false with an https redirect URL: cookies would also be sent over plain http")
+	for i, k := range cfg.CookieSecrets {
+		if distinctBytes([]byte(k.Reveal())) < 16 {
+			report(fmt.Errorf("AUTHPROXY_COOKIE_SECRET: key %d has few distinct bytes and looks hand-made, not random; use `authproxy secret`", i+1), "")
+		}
+	}
+	if len(cfg.CookieSecrets) > 1 {
+		warn(fmt.Sprintf("cookie secret: %d keys; the first seals, the others only open (rotation in progress)", len(cfg.CookieSecrets)))
+	}
+
+	report(checkUpstream(ctx, cfg), fmt.Sprintf("upstream: %s answers", cfg.Upstream.Redacted()))
+
+	if len(failed) > 0 {
+		return fmt.Errorf("%d check(s) failed: %w", len(failed), errors.Join(failed...))
 	}
 	return nil
+}
+
+// checkUpstream reports whether the upstream answers HTTP at all (any
+// status will do: it is the app's business what / returns).
+func checkUpstream(ctx context.Context, cfg *Config) error {
+	transport, target, err := upstreamTransport(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target.String(), nil)
+	if err != nil {
+		return fmt.Errorf("AUTHPROXY_UPSTREAM: %w", err)
+	}
+	resp, err := transport.RoundTrip(req)
+	if err != nil {
+		return fmt.Errorf("AUTHPROXY_UPSTREAM: %s does not answer: %w", cfg.Upstream.Redacted(), err)
+	}
+	resp.Body.Close()
+	return nil
+}
+
+func isLoopback(host string) bool {
+	return host == "localhost" || host == "127.0.0.1" || host == "::1"
+}
+
+func distinctBytes(b []byte) int {
+	var seen [256]bool
+	n := 0
+	for _, c := range b {
+		if !seen[c] {
+			seen[c] = true
+			n++
+		}
+	}
+	return n
 }

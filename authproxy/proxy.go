@@ -3,11 +3,14 @@ package authproxy
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -34,13 +37,40 @@ func sessionFrom(ctx context.Context) *session.Session {
 // newReverseProxy builds the proxy to the upstream. It uses Rewrite, which
 // runs after hop-by-hop headers are removed, so a client's
 // "Connection: X-Forwarded-Email" cannot delete a header set here.
-func (s *Server) newReverseProxy() *httputil.ReverseProxy {
-	target := s.cfg.Upstream
+func (s *Server) newReverseProxy(transport http.RoundTripper, target *url.URL) *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite:       func(pr *httputil.ProxyRequest) { s.rewrite(pr, target) },
+		Transport:     timedTransport{next: transport, m: s.metrics},
+		FlushInterval: -1,
+		ErrorHandler:  s.upstreamError,
+	}
+}
+
+// upstreamTransport returns the transport to the configured upstream and the
+// URL to address it by (unix sockets are dialled whatever the URL's host).
+// It keeps a large pool of idle connections: nearly every request goes to
+// this one upstream, and a new connection per request costs more than all
+// of authproxy's own work.
+func upstreamTransport(cfg *Config) (*http.Transport, *url.URL, error) {
+	target := cfg.Upstream
 	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.ResponseHeaderTimeout = s.cfg.UpstreamTimeout
+	transport.ResponseHeaderTimeout = cfg.UpstreamTimeout
+	transport.MaxIdleConns = 1024
+	transport.MaxIdleConnsPerHost = 1024
 	transport.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
-	if target.Scheme == "https" && (s.cfg.UpstreamCAFile != "" || s.cfg.InsecureSkipUpstreamTLSVerify) {
-		transport.TLSClientConfig = &tls.Config{RootCAs: s.upstreamRoots, InsecureSkipVerify: s.cfg.InsecureSkipUpstreamTLSVerify}
+	if target.Scheme == "https" && (cfg.UpstreamCAFile != "" || cfg.InsecureSkipUpstreamTLSVerify) {
+		tc := &tls.Config{InsecureSkipVerify: cfg.InsecureSkipUpstreamTLSVerify}
+		if f := cfg.UpstreamCAFile; f != "" {
+			pem, err := os.ReadFile(f)
+			if err != nil {
+				return nil, nil, fmt.Errorf("authproxy: AUTHPROXY_UPSTREAM_CA_FILE: %w", err)
+			}
+			tc.RootCAs = x509.NewCertPool()
+			if !tc.RootCAs.AppendCertsFromPEM(pem) {
+				return nil, nil, fmt.Errorf("authproxy: AUTHPROXY_UPSTREAM_CA_FILE: no PEM certificates in %s", f)
+			}
+		}
+		transport.TLSClientConfig = tc
 	}
 	if target.Scheme == "unix" {
 		sock := target.Path
@@ -50,12 +80,7 @@ func (s *Server) newReverseProxy() *httputil.ReverseProxy {
 		}
 		target = &url.URL{Scheme: "http", Host: "upstream"}
 	}
-	return &httputil.ReverseProxy{
-		Rewrite:       func(pr *httputil.ProxyRequest) { s.rewrite(pr, target) },
-		Transport:     timedTransport{next: transport, m: s.metrics},
-		FlushInterval: -1,
-		ErrorHandler:  s.upstreamError,
-	}
+	return transport, target, nil
 }
 
 // rewrite prepares the outgoing request: target URL, X-Forwarded-*, identity

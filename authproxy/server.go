@@ -5,12 +5,10 @@ package authproxy
 
 import (
 	"context"
-	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
-	"os"
 	"time"
 
 	"github.com/authproxy/authproxy/providers"
@@ -68,9 +66,8 @@ type Server struct {
 	streams   *streams
 	metrics   *metrics
 
-	upstreamRoots *x509.CertPool
-	identity      *identitySigner // nil unless AUTHPROXY_UPSTREAM_JWT
-	bearers       bearerCache
+	identity *identitySigner // nil unless AUTHPROXY_UPSTREAM_JWT
+	bearers  bearerCache
 }
 
 // New builds a Server from opts.
@@ -100,16 +97,6 @@ func New(opts Options) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	if f := opts.Config.UpstreamCAFile; f != "" {
-		pem, err := os.ReadFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("authproxy: AUTHPROXY_UPSTREAM_CA_FILE: %w", err)
-		}
-		s.upstreamRoots = x509.NewCertPool()
-		if !s.upstreamRoots.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("authproxy: AUTHPROXY_UPSTREAM_CA_FILE: no PEM certificates in %s", f)
-		}
-	}
 	if opts.Config.UpstreamJWT {
 		origin := *opts.Config.RedirectURL
 		origin.Path, origin.RawPath = "", ""
@@ -118,7 +105,11 @@ func New(opts Options) (*Server, error) {
 			return nil, err
 		}
 	}
-	s.proxy = s.newReverseProxy()
+	transport, target, err := upstreamTransport(opts.Config)
+	if err != nil {
+		return nil, err
+	}
+	s.proxy = s.newReverseProxy(transport, target)
 	s.handler = s.routes()
 	return s, nil
 }
