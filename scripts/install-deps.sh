@@ -41,6 +41,7 @@ install_apt() {
 	have chromium || missing+=(chromium)
 	have chromedriver || missing+=(chromium-driver)
 	have redis-server || missing+=(redis-server)
+	have redis-sentinel || missing+=(redis-sentinel)
 	have nginx || missing+=(nginx)
 	if ((${#missing[@]} == 0)); then
 		log "chromium, chromedriver, redis-server, nginx: already installed"

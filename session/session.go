@@ -2,7 +2,14 @@
 //
 // A Session is a plain value. A Store loads it from, saves it to and clears it
 // from an HTTP request and response. The cookie store (NewCookieStore) seals
-// the whole session into the browser's cookies; nothing is kept on a server.
+// the whole session into the browser's cookies; nothing is kept on a server,
+// so it cannot end a session before it expires unless wrapped with a
+// RevocationList (WithRevocation). The ticket store (NewTicketStore) keeps
+// sessions, encrypted, in a Backend (NewRedisBackend, NewMemoryBackend) and
+// gives the browser only a small ticket; it can end sessions for good.
+//
+// Stores that can do more say so by implementing Pinger (they depend on a
+// server), Revoker (back-channel logout) and CookieOwner.
 package session
 
 import (
@@ -49,11 +56,50 @@ type Session struct {
 	// ExpiresAt is the absolute end of the session; a store never returns a
 	// session past it.
 	ExpiresAt time.Time `json:"expires_at"`
+
+	// LastSeen is when the session was last recorded as in use; zero means
+	// not since sign-in, and CreatedAt stands in for it. Stores do not set
+	// it: the caller sets it and saves the session again, at most every so
+	// often (each save of a cookie session sends the browser new cookies).
+	LastSeen time.Time `json:"last_seen,omitzero"`
+	// IdleTimeout, when positive, ends the session once it has gone unused
+	// this long after LastActive; zero (the default) means no idle limit.
+	// It travels with the session, so a changed setting reaches a session
+	// only when the caller saves it again.
+	IdleTimeout time.Duration `json:"idle_timeout,omitzero"`
 }
 
-// Expired reports whether the session has passed its absolute end at now.
+// Expired reports whether the session has ended at now: it has passed its
+// absolute end (ExpiresAt) or has been idle too long (IdleExpired). Stores
+// never return a session that has ended.
 func (s *Session) Expired(now time.Time) bool {
-	return !now.Before(s.ExpiresAt)
+	return !now.Before(s.ExpiresAt) || s.IdleExpired(now)
+}
+
+// IdleExpired reports whether the session has an IdleTimeout and has gone
+// unused at least that long at now.
+func (s *Session) IdleExpired(now time.Time) bool {
+	return s.IdleTimeout > 0 && !now.Before(s.LastActive().Add(s.IdleTimeout))
+}
+
+// LastActive returns when the session was last known to be in use:
+// LastSeen, or CreatedAt when LastSeen is zero.
+func (s *Session) LastActive() time.Time {
+	if s.LastSeen.IsZero() {
+		return s.CreatedAt
+	}
+	return s.LastSeen
+}
+
+// end returns when the session ends: ExpiresAt, or earlier when its idle
+// timeout runs out first.
+func (s *Session) end() time.Time {
+	if s.IdleTimeout > 0 {
+		if idle := s.LastActive().Add(s.IdleTimeout); idle.Before(s.ExpiresAt) {
+			return idle
+		}
+	}
+	return s.ExpiresAt
 }
 
 // Store loads, saves and clears sessions. Implementations must be safe for
@@ -72,4 +118,24 @@ type Store interface {
 // whether it answers. Stores without one (the cookie store) do not implement it.
 type Pinger interface {
 	Ping(ctx context.Context) error
+}
+
+// Revoker is implemented by stores that can end sessions other than the
+// request's, as OpenID Connect back-channel logout asks: every session of
+// one IdP session (sid) or of one user (sub). The ticket store does it
+// itself; the cookie store needs a RevocationList (WithRevocation).
+type Revoker interface {
+	// RevokeSID ends every session whose SID is sid and reports how many
+	// it ended, when the store can know (see each store).
+	RevokeSID(ctx context.Context, sid string) (int, error)
+	// RevokeSubject ends every session whose Subject is sub and reports how
+	// many it ended, when the store can know (see each store).
+	RevokeSubject(ctx context.Context, sub string) (int, error)
+}
+
+// CookieOwner is implemented by stores that set cookies of their own; Owns
+// reports whether cookieName is one of them, so that the proxy can keep them
+// from the upstream.
+type CookieOwner interface {
+	Owns(cookieName string) bool
 }
