@@ -89,13 +89,38 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request) (*session.Sessi
 	if err != nil {
 		return nil, err
 	}
+	now := s.now()
+	if idle := s.cfg.SessionIdleTimeout; idle > 0 && !now.Before(sess.LastActive().Add(idle)) {
+		_ = s.store.Clear(w, r)
+		return nil, fmt.Errorf("%w: idle for %s", session.ErrNotFound, idle)
+	}
 	sess, err = s.refreshIfDue(w, r, sess)
 	if errors.Is(err, errSessionEnded) {
 		_ = s.store.Clear(w, r)
 		return nil, fmt.Errorf("%w: %w", session.ErrNotFound, err)
 	}
-	return sess, err
+	if err != nil {
+		return nil, err
+	}
+	if s.cfg.SessionIdleTimeout > 0 && now.Sub(sess.LastActive()) >= idleTouchEvery {
+		// Slide the idle timeout; at most once a minute, so a busy user
+		// costs one store write a minute, not one per request.
+		touched := *sess
+		touched.LastSeen, touched.IdleTimeout = now, s.cfg.SessionIdleTimeout
+		if err := s.store.Save(w, r, &touched); err != nil {
+			if errors.Is(err, session.ErrNotFound) {
+				return nil, err
+			}
+			s.log.Warn("recording session activity failed", "err", err)
+		} else {
+			sess = &touched
+		}
+	}
+	return sess, nil
 }
+
+// idleTouchEvery is how often a session's activity is recorded.
+const idleTouchEvery = time.Minute
 
 // storeUnavailable answers when the session store failed: 503, never a
 // redirect to sign in (which would loop while the store is down).

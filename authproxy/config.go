@@ -33,6 +33,13 @@ type Config struct {
 	CookieSameSite http.SameSite
 	SessionStore   string
 	SessionTTL     time.Duration
+	// SessionIdleTimeout ends sessions unused this long; zero means off.
+	SessionIdleTimeout time.Duration
+
+	RedisURL            Secret
+	RedisSentinelMaster string
+	RedisSentinelAddrs  []string
+	RedisClusterAddrs   []string
 
 	AllowedEmailDomains []string
 	AllowedEmails       []string
@@ -155,6 +162,16 @@ func (c *Config) crossCheck(failed map[string]bool) []error {
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") && !failed["AUTHPROXY_TLS_CERT_FILE"] && !failed["AUTHPROXY_TLS_KEY_FILE"] {
 		errs = append(errs, errors.New("AUTHPROXY_TLS_KEY_FILE: set both AUTHPROXY_TLS_CERT_FILE and AUTHPROXY_TLS_KEY_FILE, or neither"))
+	}
+	redisSet := c.RedisURL != "" || len(c.RedisSentinelAddrs) > 0 || len(c.RedisClusterAddrs) > 0
+	if c.SessionStore == "redis" && !redisSet && !failed["AUTHPROXY_REDIS_URL"] {
+		errs = append(errs, errors.New("AUTHPROXY_REDIS_URL: required with AUTHPROXY_SESSION_STORE=redis (or AUTHPROXY_REDIS_SENTINEL_ADDRS, AUTHPROXY_REDIS_CLUSTER_ADDRS)"))
+	}
+	if (c.RedisSentinelMaster == "") != (len(c.RedisSentinelAddrs) == 0) {
+		errs = append(errs, errors.New("AUTHPROXY_REDIS_SENTINEL_MASTER: set it together with AUTHPROXY_REDIS_SENTINEL_ADDRS, or neither"))
+	}
+	if len(c.RedisSentinelAddrs) > 0 && len(c.RedisClusterAddrs) > 0 {
+		errs = append(errs, errors.New("AUTHPROXY_REDIS_CLUSTER_ADDRS: set either Sentinel or Cluster addresses, not both"))
 	}
 	if len(c.BearerAudiences) == 0 && c.ClientID != "" {
 		c.BearerAudiences = []string{c.ClientID}

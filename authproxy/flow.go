@@ -132,6 +132,8 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		TokenExpiry:       id.Expiry,
 		CreatedAt:         now,
 		ExpiresAt:         now.Add(s.cfg.SessionTTL),
+		LastSeen:          now,
+		IdleTimeout:       s.cfg.SessionIdleTimeout,
 	}
 	if err := s.store.Save(w, r, sess); err != nil {
 		if errors.Is(err, session.ErrTooLarge) {

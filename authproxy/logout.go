@@ -75,10 +75,6 @@ func (s *Server) backchannelLogout(w http.ResponseWriter, r *http.Request) {
 	if ttl < time.Minute {
 		ttl = time.Minute
 	}
-	if s.locker == nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable"})
-		return
-	}
 	fresh, err := s.locker.SetNX(r.Context(), "logout-jti:"+tok.JTI, []byte("1"), ttl+2*time.Minute)
 	if err != nil {
 		s.log.Error("back-channel logout: replay check failed", "err", err)

@@ -6,6 +6,7 @@ package authproxy
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
@@ -45,6 +46,8 @@ type Options struct {
 	Now    func() time.Time
 	// Version is reported by the authproxy_build_info metric.
 	Version string
+
+	closer io.Closer // closed by Server.Close; set by NewFromConfig
 }
 
 // Server serves authproxy's endpoints and proxies everything else.
@@ -68,6 +71,7 @@ type Server struct {
 
 	identity *identitySigner // nil unless AUTHPROXY_UPSTREAM_JWT
 	bearers  bearerCache
+	closer   io.Closer
 }
 
 // New builds a Server from opts.
@@ -86,9 +90,13 @@ func New(opts Options) (*Server, error) {
 		trusted:  trustedProxies(opts.Config.TrustedProxies),
 
 		locker:    opts.Locker,
+		closer:    opts.closer,
 		refresher: newRefresher(),
 		streams:   newStreams(),
 		metrics:   newMetrics(opts.Version),
+	}
+	if s.locker == nil {
+		s.locker = session.NewMemoryBackend(nil)
 	}
 
 	if s.log == nil {
@@ -113,6 +121,39 @@ func New(opts Options) (*Server, error) {
 	s.handler = s.routes()
 	return s, nil
 }
+
+// Close releases what NewFromConfig opened (the Redis connections).
+func (s *Server) Close() error {
+	if s.closer != nil {
+		return s.closer.Close()
+	}
+	return nil
+}
+
+// newBackend returns the Redis backend when Redis is configured, else an
+// in-memory one that serves this process only.
+func newBackend(cfg *Config) (interface {
+	session.Backend
+	io.Closer
+}, error) {
+	if cfg.RedisURL == "" && len(cfg.RedisSentinelAddrs) == 0 && len(cfg.RedisClusterAddrs) == 0 {
+		return nopCloser{session.NewMemoryBackend(nil)}, nil
+	}
+	rb, err := session.NewRedisBackend(session.RedisOptions{
+		URL:            cfg.RedisURL.Reveal(),
+		SentinelMaster: cfg.RedisSentinelMaster,
+		SentinelAddrs:  cfg.RedisSentinelAddrs,
+		ClusterAddrs:   cfg.RedisClusterAddrs,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("authproxy: AUTHPROXY_REDIS_URL: %w", err)
+	}
+	return rb, nil
+}
+
+type nopCloser struct{ *session.MemoryBackend }
+
+func (nopCloser) Close() error { return nil }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -139,13 +180,24 @@ func NewFromConfig(ctx context.Context, cfg *Config, log *slog.Logger, version s
 	if err != nil {
 		return nil, fmt.Errorf("authproxy: %w", err)
 	}
-	store := session.NewCookieStore(sessionCodec, session.CookieOptions{
+	backend, err := newBackend(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cookieOpts := session.CookieOptions{
 		Name:     cfg.CookieName,
 		Domain:   cfg.CookieDomain,
 		Path:     "/",
 		Secure:   cfg.CookieSecure,
 		SameSite: cfg.CookieSameSite,
-	}, nil)
+	}
+	var store session.Store
+	if cfg.SessionStore == "redis" {
+		store = session.NewTicketStore(backend, sessionCodec, cookieOpts, nil)
+	} else {
+		list := session.NewRevocationList(backend, cfg.SessionTTL, nil)
+		store = session.WithRevocation(session.NewCookieStore(sessionCodec, cookieOpts, nil), list)
+	}
 	provider := providers.NewOIDC(providers.OIDCConfig{
 		IssuerURL:    cfg.Issuer.String(),
 		ClientID:     cfg.ClientID,
@@ -163,7 +215,9 @@ func NewFromConfig(ctx context.Context, cfg *Config, log *slog.Logger, version s
 		Store:      store,
 		StateCodec: stateCodec,
 		Templates:  pages,
+		Locker:     backend,
 		Logger:     log,
 		Version:    version,
+		closer:     backend,
 	})
 }

@@ -55,16 +55,41 @@ var variables = []variable{
 		parse: func(c *Config, v string) error { c.CookieDomain = v; return checkDomain(v) }},
 	{name: "AUTHPROXY_COOKIE_SAMESITE", def: "lax", help: "lax, strict or none",
 		parse: parseSameSite},
-	{name: "AUTHPROXY_SESSION_STORE", def: "cookie", help: "where sessions live: cookie (sealed session in the cookie)",
+	{name: "AUTHPROXY_SESSION_STORE", def: "cookie", help: "where sessions live: cookie (sealed session in the cookie) or redis (the cookie holds only a ticket)",
 		parse: func(c *Config, v string) error {
 			c.SessionStore = v
-			if v != "cookie" {
-				return fmt.Errorf("want cookie, got %q", v)
+			if v != "cookie" && v != "redis" {
+				return fmt.Errorf("want cookie or redis, got %q", v)
 			}
 			return nil
 		}},
+	{name: "AUTHPROXY_REDIS_URL", secret: true, help: "redis:// or rediss:// URL (user, password and db in it); required with AUTHPROXY_SESSION_STORE=redis, and with the cookie store it keeps the revocation list shared by all replicas",
+		parse: func(c *Config, v string) error {
+			c.RedisURL = Secret(v)
+			if v == "" {
+				return nil
+			}
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
+				return errors.New("want a redis:// or rediss:// URL")
+			}
+			return nil
+		}},
+	{name: "AUTHPROXY_REDIS_SENTINEL_MASTER", help: "with Redis Sentinel: the master's name (AUTHPROXY_REDIS_URL then only gives password and db)",
+		parse: func(c *Config, v string) error { c.RedisSentinelMaster = v; return nil }},
+	{name: "AUTHPROXY_REDIS_SENTINEL_ADDRS", help: "with Redis Sentinel: the sentinels, host:port, comma-separated",
+		parse: func(c *Config, v string) (err error) { c.RedisSentinelAddrs, err = parseHostPorts(v); return err }},
+	{name: "AUTHPROXY_REDIS_CLUSTER_ADDRS", help: "with Redis Cluster: seed nodes, host:port, comma-separated",
+		parse: func(c *Config, v string) (err error) { c.RedisClusterAddrs, err = parseHostPorts(v); return err }},
 	{name: "AUTHPROXY_SESSION_TTL", def: "168h", help: "absolute session lifetime, a Go duration such as 12h",
 		parse: func(c *Config, v string) (err error) { c.SessionTTL, err = parsePositiveDuration(v); return err }},
+	{name: "AUTHPROXY_SESSION_IDLE_TIMEOUT", help: "end a session unused this long (a Go duration); empty means off; activity is recorded at most once a minute",
+		parse: func(c *Config, v string) (err error) {
+			if v != "" {
+				c.SessionIdleTimeout, err = parsePositiveDuration(v)
+			}
+			return err
+		}},
 	{name: "AUTHPROXY_ALLOWED_EMAIL_DOMAINS", def: "*", help: "who may sign in, by email domain (comma-separated; * for any)",
 		parse: func(c *Config, v string) (err error) { c.AllowedEmailDomains, err = parseDomains(v); return err }},
 	{name: "AUTHPROXY_ALLOWED_EMAILS", help: "explicit email allow-list, comma-separated (adds to the domains)",
@@ -143,6 +168,16 @@ func splitList(v string) []string {
 		}
 	}
 	return out
+}
+
+func parseHostPorts(v string) ([]string, error) {
+	items := splitList(v)
+	for _, hp := range items {
+		if err := checkHostPort(hp); err != nil {
+			return nil, err
+		}
+	}
+	return items, nil
 }
 
 func parseBool(v string) (bool, error) {

@@ -79,6 +79,7 @@ func serve(stderr io.Writer) int {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
+	defer handler.Close()
 	ready := func(addr string) {
 		log.Info("authproxy serving", "listen", addr, "upstream", cfg.Upstream.Redacted(), "version", version)
 	}
