@@ -1,0 +1,149 @@
+package policy
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode"
+)
+
+// String returns "public", "authenticated", "restricted", or "invalid" for
+// the zero Access and any other value.
+func (a Access) String() string {
+	switch a {
+	case Public:
+		return "public"
+	case Authenticated:
+		return "authenticated"
+	case Restricted:
+		return "restricted"
+	}
+	return "invalid"
+}
+
+// String formats the rule in one line, as Explain and Parse's errors show
+// it: "GET,HEAD /health allow public", "/admin/ allow groups [admins]".
+// Source is not part of it.
+func (r *Rule) String() string {
+	var b strings.Builder
+	if len(r.Methods) > 0 {
+		b.WriteString(strings.Join(r.Methods, ","))
+		b.WriteByte(' ')
+	}
+	b.WriteString(r.Path)
+	b.WriteString(" allow")
+	switch r.Access {
+	case Public, Authenticated:
+		b.WriteString(" " + r.Access.String())
+	case Restricted:
+		for _, l := range []struct {
+			name string
+			list []string
+		}{{"groups", r.Groups}, {"emails", r.Emails}, {"domains", r.Domains}} {
+			if len(l.list) > 0 {
+				fmt.Fprintf(&b, " %s [%s]", l.name, strings.Join(l.list, " "))
+			}
+		}
+	default:
+		b.WriteString(" nobody (no valid access kind)")
+	}
+	return b.String()
+}
+
+// Explain says in a few plain lines what the policy does with a request,
+// for "authproxy policy explain METHOD PATH [--email E --groups G]": the
+// cleaned path or why it is refused, which rule decides (its number, source
+// and text) or that none does, and the verdict for id (when not nil) and
+// for an anonymous user. rawPath may carry a query, which is ignored, and
+// may be escaped as on the wire. The output is deterministic and ends in a
+// newline. Explain does not check the global AUTHPROXY_ALLOWED_* lists.
+func (p *Policy) Explain(method, rawPath string, id *Identity) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "request:   %s %s\n", printable(method), printable(rawPath))
+	switch {
+	case ValidMethod(method):
+	case ValidMethod(strings.ToUpper(method)):
+		fmt.Fprintf(&b, "method:    refused (400): %q is not upper-case; methods are case-sensitive, so a %q rule would not match it\n", method, strings.ToUpper(method))
+		return b.String()
+	default:
+		fmt.Fprintf(&b, "method:    refused (400): %q is not an HTTP method\n", method)
+		return b.String()
+	}
+	escaped, _, hasQuery := strings.Cut(rawPath, "?")
+	if hash := strings.IndexByte(escaped, '#'); hash >= 0 {
+		escaped, hasQuery = escaped[:hash], true
+	}
+	clean, err := CleanPath(escaped)
+	if err != nil {
+		reason := strings.TrimPrefix(err.Error(), ErrAmbiguousPath.Error()+": ")
+		fmt.Fprintf(&b, "path:      refused (400), before any rule: %s\n", reason)
+		return b.String()
+	}
+	note := ""
+	if hasQuery {
+		note = " (the query is not part of the path)"
+	}
+	fmt.Fprintf(&b, "path:      %s%s\n", clean, note)
+
+	d := p.Decide(method, clean, id)
+	switch {
+	case d.Rule != nil:
+		n := 1 + p.index(d.Rule)
+		src := ""
+		if d.Rule.Source != "" {
+			src = ", from " + d.Rule.Source
+		}
+		fmt.Fprintf(&b, "rule:      %d of %d%s: %s\n", n, len(p.Rules), src, d.Rule)
+	case p == nil || len(p.Rules) == 0:
+		b.WriteString("rule:      none; with no rules at all, any signed-in user may pass\n")
+	default:
+		fmt.Fprintf(&b, "rule:      none of the %d rules matches; a policy denies what it does not allow\n", len(p.Rules))
+	}
+	if id != nil {
+		verdict := "denied (403)"
+		if d.Allow {
+			verdict = "allowed"
+		}
+		fmt.Fprintf(&b, "%s: %s: %s\n", describe(id), verdict, d.Reason)
+	}
+	if d.NeedsSession {
+		b.WriteString("anonymous: sent to sign in (a browser is redirected; other clients get 401)\n")
+	} else {
+		b.WriteString("anonymous: allowed: " + d.Reason + "\n")
+	}
+	if id != nil && d.Allow && d.NeedsSession {
+		b.WriteString("note:      signed-in users must also pass AUTHPROXY_ALLOWED_EMAIL_DOMAINS, _EMAILS and _GROUPS, not checked here\n")
+	}
+	return b.String()
+}
+
+// index returns the position of r in p.Rules.
+func (p *Policy) index(r *Rule) int {
+	for i := range p.Rules {
+		if &p.Rules[i] == r {
+			return i
+		}
+	}
+	return -1
+}
+
+// printable returns s, or s quoted when it holds control characters that
+// would break the output's lines or the terminal.
+func printable(s string) string {
+	if strings.ContainsFunc(s, unicode.IsControl) {
+		return strconv.Quote(s)
+	}
+	return s
+}
+
+// describe names an identity in one phrase.
+func describe(id *Identity) string {
+	who := id.Email
+	if who == "" {
+		who = "signed-in user without email"
+	}
+	if len(id.Groups) == 0 {
+		return printable(who) + " (no groups)"
+	}
+	return printable(who) + " (groups " + printable(strings.Join(id.Groups, ", ")) + ")"
+}

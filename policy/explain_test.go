@@ -1,0 +1,79 @@
+package policy
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/explain/*.golden from the current output")
+
+func TestExplain(t *testing.T) {
+	file, err := Load(filepath.Join("testdata", "policy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	skip, err := ParseSkipRoutes("GET /healthz, /public/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	narrow, err := Parse([]byte("rules:\n  - path: /admin/\n    allow: {groups: [admins]}\n  - path: /app/\n    allow: authenticated\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	policies := map[string]*Policy{
+		"file":   file,
+		"narrow": New(skip, narrow),
+		"env":    New(skip, nil),
+		"empty":  {},
+	}
+	ada := &Identity{Email: "ada@example.com", Groups: []string{"admins", "staff"}}
+	bob := &Identity{Email: "bob@other.example", Groups: []string{"staff"}}
+	eve := &Identity{Email: "Eve@Example.com"}
+	for _, tc := range []struct {
+		name, policy, method, path string
+		id                         *Identity
+	}{
+		{"public-head-via-get", "file", "HEAD", "/health", nil},
+		{"public-prefix-query", "file", "GET", "/assets/app.js?v=3", nil},
+		{"restricted-allowed", "file", "GET", "/admin/users?tab=2", ada},
+		{"restricted-denied", "file", "GET", "/admin/users", bob},
+		{"restricted-anonymous", "file", "GET", "/admin/", nil},
+		{"restricted-domain", "file", "GET", "/reports/q1", eve},
+		{"method-rule", "file", "DELETE", "/api/items/7", bob},
+		{"catch-all", "file", "GET", "/anything", bob},
+		{"refused-dot-dot", "file", "GET", "/assets/../admin/", ada},
+		{"refused-encoded-slash", "file", "GET", "/assets%2f..%2fadmin/", nil},
+		{"refused-double-escape", "file", "GET", "/assets/%252e%252e/admin/", nil},
+		{"refused-lower-case-method", "file", "post", "/admin/", ada},
+		{"skip-route", "narrow", "GET", "/healthz", ada},
+		{"skip-route-other-method", "narrow", "POST", "/healthz", ada},
+		{"no-rule-matches", "narrow", "GET", "/other", ada},
+		{"env-only-default", "env", "POST", "/form", bob},
+		{"empty-policy", "empty", "GET", "/x", nil},
+		{"no-email", "file", "GET", "/reports/", &Identity{Groups: []string{"finance"}}},
+		{"control-characters-quoted", "file", "GET\n", "/a\x1b[31m", nil},
+		{"refused-raw-newline", "file", "GET", "/a\nb", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := policies[tc.policy].Explain(tc.method, tc.path, tc.id)
+			golden := filepath.Join("testdata", "explain", tc.name+".golden")
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -run TestExplain -update to write it)", err)
+			}
+			if got != string(want) {
+				t.Errorf("Explain(%s %s) =\n%s\nwant (%s)\n%s", tc.method, tc.path, got, golden, want)
+			}
+			if again := policies[tc.policy].Explain(tc.method, tc.path, tc.id); again != got {
+				t.Errorf("Explain is not deterministic:\n%s\nthen\n%s", got, again)
+			}
+		})
+	}
+}
