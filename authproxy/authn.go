@@ -8,40 +8,30 @@ import (
 	"strings"
 	"time"
 
+	"github.com/authproxy/authproxy/policy"
 	"github.com/authproxy/authproxy/providers"
 	"github.com/authproxy/authproxy/session"
 	"github.com/authproxy/authproxy/templates"
 )
 
-// protect handles every request that is not one of authproxy's endpoints:
-// skip-auth routes go straight to the upstream; everything else needs an
-// allowed session. Without one, a browser navigation is sent to sign in and
-// any other request gets 401.
+// protect handles every request that is not one of authproxy's endpoints.
+// The policy decides: public routes go straight to the upstream; anything
+// else needs a session (or an API client's bearer token) whose user the
+// policy and the global allow-lists let through. Without one, a browser
+// navigation is sent to sign in and any other request gets 401.
 func (s *Server) protect(w http.ResponseWriter, r *http.Request) {
-	clean, err := cleanPath(r.URL.EscapedPath())
-	if err != nil {
-		setOutcome(r, outcomeBadRequest, "")
-		s.page(w, r, templates.Page{
-			Status:  http.StatusBadRequest,
-			Title:   "This address is not valid",
-			Message: "The path of this address contains encoded slashes, backslashes, dot segments or control characters, which authproxy does not pass on.",
-		})
+	clean, ok := s.cleanRequest(w, r)
+	if !ok {
 		return
 	}
-	if clean != r.URL.Path {
-		// Only repeated slashes differ here: forward the path the routes
-		// were matched on, so the upstream cannot read it otherwise.
-		r.URL.Path, r.URL.RawPath = clean, ""
-	}
-	for _, rt := range s.cfg.SkipAuthRoutes {
-		if rt.Match(r.Method, clean) {
-			setOutcome(r, outcomePublic, "")
-			s.proxy.ServeHTTP(w, r)
-			return
-		}
+	if d := s.cfg.Policy.Decide(r.Method, clean, nil); !d.NeedsSession {
+		setOutcome(r, outcomePublic, "")
+		s.proxy.ServeHTTP(w, r)
+		return
 	}
 
 	var sess *session.Session
+	var err error
 	if tok, ok := bearerToken(r); ok {
 		sess, err = s.bearerSession(r, tok)
 		if errors.Is(err, errBadBearer) {
@@ -62,9 +52,8 @@ func (s *Server) protect(w http.ResponseWriter, r *http.Request) {
 		s.storeUnavailable(w, r, err)
 		return
 	}
-	if reason := s.authorize(sess.Email, sess.Groups); reason != "" {
+	if reason := s.decide(r.Method, clean, sess); reason != "" {
 		setOutcome(r, outcomeForbidden, sess.User)
-		s.log.Info("access denied", "event", "denied", "user", sess.User, "reason", reason, "path", clean)
 		s.forbidden(w, r, reason)
 		return
 	}
@@ -76,6 +65,53 @@ func (s *Server) protect(w http.ResponseWriter, r *http.Request) {
 		defer done()
 	}
 	s.proxy.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// cleanRequest refuses (400) a request whose method or path an upstream
+// could read differently than the policy does, and returns the cleaned path
+// the policy matches. When only repeated slashes differ, the request is
+// forwarded with the cleaned path.
+func (s *Server) cleanRequest(w http.ResponseWriter, r *http.Request) (string, bool) {
+	clean, err := policy.CleanPath(r.URL.EscapedPath())
+	if err != nil || !policy.ValidMethod(r.Method) {
+		setOutcome(r, outcomeBadRequest, "")
+		s.page(w, r, templates.Page{
+			Status:  http.StatusBadRequest,
+			Title:   "This address is not valid",
+			Message: "The request's method or path contains encoded slashes or dots, backslashes, dot segments or control characters, which authproxy does not pass on.",
+		})
+		return "", false
+	}
+	if esc := r.URL.EscapedPath(); strings.Contains(esc, "//") {
+		// Forward the path the policy matched: an upstream might read
+		// "//public/admin" as host "public". Encoded slashes were refused
+		// above, so collapsing the escaped form matches clean exactly.
+		for strings.Contains(esc, "//") {
+			esc = strings.ReplaceAll(esc, "//", "/")
+		}
+		r.URL.Path, r.URL.RawPath = clean, esc
+	}
+	return clean, true
+}
+
+// decide returns "" when the signed-in user of sess may make this request,
+// else the reason (logged as an audit event) they may not.
+func (s *Server) decide(method, clean string, sess *session.Session) string {
+	reason := s.authorize(sess.Email, sess.Groups)
+	var rule string
+	if reason == "" {
+		d := s.cfg.Policy.Decide(method, clean, &policy.Identity{Email: sess.Email, Groups: sess.Groups})
+		if !d.Allow {
+			reason = d.Reason
+			if d.Rule != nil {
+				rule = d.Rule.Source + ": " + d.Rule.String()
+			}
+		}
+	}
+	if reason != "" {
+		s.log.Info("access denied", "event", "denied", "user", sess.User, "method", method, "path", truncate(clean, 256), "rule", rule, "reason", reason)
+	}
+	return reason
 }
 
 // session loads the request's session and refreshes its tokens when they

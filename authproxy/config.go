@@ -10,6 +10,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/authproxy/authproxy/policy"
 )
 
 // Config is authproxy's validated configuration. LoadConfig builds it once at
@@ -50,7 +52,12 @@ type Config struct {
 	// InsecureAllowUnverifiedEmail lets users sign in whose IdP does not
 	// vouch for their email address (email_verified false or missing).
 	InsecureAllowUnverifiedEmail bool
-	SkipAuthRoutes               []Route
+	// SkipAuthRoutes are the public routes of AUTHPROXY_SKIP_AUTH_ROUTES.
+	SkipAuthRoutes []policy.Rule
+	// PolicyFile is AUTHPROXY_POLICY_FILE's parsed rules; nil when unset.
+	PolicyFile *policy.Policy
+	// Policy is what is enforced: skip-auth routes, then the policy file.
+	Policy *policy.Policy
 
 	UserClaim       string
 	GroupsClaim     string
@@ -122,7 +129,10 @@ func LoadConfig(lookup Lookup) (*Config, error) {
 		}
 		if err != nil {
 			failed[v.name] = true
-			errs = append(errs, fmt.Errorf("%s: %w", v.name, err))
+			// One line per problem, each naming the variable.
+			for line := range strings.Lines(err.Error()) {
+				errs = append(errs, fmt.Errorf("%s: %s", v.name, strings.TrimSuffix(line, "\n")))
+			}
 		}
 	}
 	errs = append(errs, c.crossCheck(failed)...)
@@ -173,6 +183,7 @@ func (c *Config) crossCheck(failed map[string]bool) []error {
 	if len(c.RedisSentinelAddrs) > 0 && len(c.RedisClusterAddrs) > 0 {
 		errs = append(errs, errors.New("AUTHPROXY_REDIS_CLUSTER_ADDRS: set either Sentinel or Cluster addresses, not both"))
 	}
+	c.Policy = policy.New(c.SkipAuthRoutes, c.PolicyFile)
 	if len(c.BearerAudiences) == 0 && c.ClientID != "" {
 		c.BearerAudiences = []string{c.ClientID}
 	}
@@ -184,35 +195,6 @@ func (c *Config) crossCheck(failed map[string]bool) []error {
 	return errs
 }
 
-// Route is one entry of AUTHPROXY_SKIP_AUTH_ROUTES.
-type Route struct {
-	// Method limits the route to one HTTP method; empty means any.
-	Method string
-	// Path is matched against the cleaned request path: exactly, or as a
-	// prefix when it ends in "/".
-	Path string
-}
-
-// Match reports whether a request with this method and cleaned path is on
-// the route.
-func (rt Route) Match(method, cleanPath string) bool {
-	if rt.Method != "" && rt.Method != method {
-		return false
-	}
-	if strings.HasSuffix(rt.Path, "/") {
-		return strings.HasPrefix(cleanPath, rt.Path)
-	}
-	return cleanPath == rt.Path
-}
-
-// String formats the route as it is written in the variable.
-func (rt Route) String() string {
-	if rt.Method == "" {
-		return rt.Path
-	}
-	return rt.Method + " " + rt.Path
-}
-
 func sameSiteName(s http.SameSite) string {
 	switch s {
 	case http.SameSiteStrictMode:
@@ -221,4 +203,25 @@ func sameSiteName(s http.SameSite) string {
 		return "none"
 	}
 	return "lax"
+}
+
+// LoadPolicy reads only the variables that make up the access policy
+// (AUTHPROXY_SKIP_AUTH_ROUTES, AUTHPROXY_POLICY_FILE), for
+// `authproxy policy explain`, which must work without the rest.
+func LoadPolicy(lookup Lookup) (*policy.Policy, error) {
+	c := &Config{}
+	var errs []error
+	for _, v := range variables {
+		if v.name != "AUTHPROXY_SKIP_AUTH_ROUTES" && v.name != "AUTHPROXY_POLICY_FILE" {
+			continue
+		}
+		raw, _ := v.read(lookup)
+		if err := v.parse(c, raw); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", v.name, err))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return policy.New(c.SkipAuthRoutes, c.PolicyFile), nil
 }

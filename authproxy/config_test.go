@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
+	"github.com/authproxy/authproxy/policy"
 	"maps"
 	"net/http"
 	"net/netip"
@@ -83,7 +84,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		{"AllowedEmails", c.AllowedEmails, []string(nil)},
 		{"AllowedGroups", c.AllowedGroups, []string(nil)},
 		{"InsecureAllowUnverifiedEmail", c.InsecureAllowUnverifiedEmail, false},
-		{"SkipAuthRoutes", c.SkipAuthRoutes, []Route(nil)},
+		{"SkipAuthRoutes", c.SkipAuthRoutes, []policy.Rule(nil)},
 		{"UserClaim", c.UserClaim, "sub"},
 		{"GroupsClaim", c.GroupsClaim, "groups"},
 		{"PassAccessToken", c.PassAccessToken, false},
@@ -154,8 +155,14 @@ var validCases = []validCase{
 	{"AUTHPROXY_ALLOWED_EMAILS", "Ada@Example.com, bob@x.org", func(c *Config) any { return c.AllowedEmails }, []string{"ada@example.com", "bob@x.org"}, nil},
 	{"AUTHPROXY_ALLOWED_GROUPS", "admins, ops ,,", func(c *Config) any { return c.AllowedGroups }, []string{"admins", "ops"}, nil},
 	{"AUTHPROXY_INSECURE_ALLOW_UNVERIFIED_EMAIL", "true", func(c *Config) any { return c.InsecureAllowUnverifiedEmail }, true, nil},
-	{"AUTHPROXY_SKIP_AUTH_ROUTES", "GET /healthz, /public/, post /hook", func(c *Config) any { return c.SkipAuthRoutes },
-		[]Route{{"GET", "/healthz"}, {"", "/public/"}, {"POST", "/hook"}}, nil},
+	{"AUTHPROXY_SKIP_AUTH_ROUTES", "GET /healthz, /public/, post /hook", func(c *Config) any {
+		var out []string
+		for _, r := range c.SkipAuthRoutes {
+			out = append(out, r.String())
+		}
+		return out
+	}, []string{"GET /healthz allow public", "/public/ allow public", "POST /hook allow public"}, nil},
+	{"AUTHPROXY_POLICY_FILE", "@policy", func(c *Config) any { return len(c.PolicyFile.Rules) }, 2, nil},
 	{"AUTHPROXY_USER_CLAIM", "email", func(c *Config) any { return c.UserClaim }, "email", nil},
 	{"AUTHPROXY_GROUPS_CLAIM", "realm_access.roles", func(c *Config) any { return c.GroupsClaim }, "realm_access.roles", nil},
 	{"AUTHPROXY_PASS_ACCESS_TOKEN", "true", func(c *Config) any { return c.PassAccessToken }, true, nil},
@@ -182,12 +189,16 @@ func TestLoadConfigValidValues(t *testing.T) {
 	if err := os.WriteFile(file, []byte("-----BEGIN CERTIFICATE-----\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	policyFile := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(policyFile, []byte("rules:\n  - path: /admin/\n    allow: {groups: [admins]}\n  - path: /\n    allow: authenticated\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range validCases {
 		t.Run(tc.variable+"="+tc.value, func(t *testing.T) {
 			env := map[string]string{tc.variable: tc.value}
 			maps.Copy(env, tc.also)
 			for k, v := range env {
-				env[k] = strings.ReplaceAll(v, "@file", file)
+				env[k] = strings.ReplaceAll(strings.ReplaceAll(v, "@file", file), "@policy", policyFile)
 			}
 			c, err := loadWith(env)
 			if err != nil {
@@ -248,12 +259,12 @@ var invalidCases = []invalidCase{
 	{"AUTHPROXY_ALLOWED_EMAILS", "ada@", "want email addresses"},
 	{"AUTHPROXY_INSECURE_ALLOW_UNVERIFIED_EMAIL", "yes", `want true or false, got "yes"`},
 	{"AUTHPROXY_SKIP_AUTH_ROUTES", "healthz", "want a path starting with /"},
-	{"AUTHPROXY_SKIP_AUTH_ROUTES", "FETCH /x", "want an HTTP method"},
+	{"AUTHPROXY_POLICY_FILE", "/nonexistent/policy.yaml", "no such file"},
 	{"AUTHPROXY_SKIP_AUTH_ROUTES", "GET /a /b", "want [METHOD] /path"},
 	{"AUTHPROXY_SKIP_AUTH_ROUTES", "/public/../admin", "want a clean path"},
 	{"AUTHPROXY_SKIP_AUTH_ROUTES", "/a//b", "want a clean path"},
-	{"AUTHPROXY_SKIP_AUTH_ROUTES", "/a%2fb", "want a clean path"},
-	{"AUTHPROXY_SKIP_AUTH_ROUTES", `/a\b`, "want a clean path"},
+	{"AUTHPROXY_SKIP_AUTH_ROUTES", "/a%2fb", "want the path unescaped"},
+	{"AUTHPROXY_SKIP_AUTH_ROUTES", `/a\b`, "it contains a backslash"},
 	{"AUTHPROXY_SKIP_AUTH_ROUTES", "/a/.", "want a clean path"},
 	{"AUTHPROXY_PASS_ACCESS_TOKEN", "on", `want true or false, got "on"`},
 	{"AUTHPROXY_POST_LOGOUT_REDIRECT_URL", "/bye", "want an absolute http:// or https:// URL"},
@@ -433,8 +444,8 @@ func FuzzLoadConfig(f *testing.F) {
 			t.Errorf("accepted %d cookie secrets, TTL %v", len(c.CookieSecrets), c.SessionTTL)
 		}
 		for _, rt := range c.SkipAuthRoutes {
-			if clean, err := cleanPath(rt.Path); err != nil || clean != rt.Path {
-				t.Errorf("accepted unclean route %q", rt)
+			if clean, err := policy.CleanPath(rt.Path); err != nil || clean != rt.Path {
+				t.Errorf("accepted unclean route %q", rt.Path)
 			}
 		}
 	})

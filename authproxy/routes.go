@@ -1,21 +1,47 @@
 package authproxy
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/authproxy/authproxy/policy"
 	"github.com/authproxy/authproxy/session"
 )
 
 // routes is the whole route table. Identity headers are stripped from every
 // request before anything else sees it, skip-auth routes and authproxy's own
-// endpoints included.
+// endpoints included. authproxy's own paths are routed by chi; every other
+// request, whatever its method (WebDAV's PROPFIND too), goes to protect.
 func (s *Server) routes() http.Handler {
+	own := s.ownRoutes()
+	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isOwnPath(r.URL.Path) {
+			own.ServeHTTP(w, r)
+			return
+		}
+		s.protect(w, r)
+	})
+	return s.accessLog(stripIdentityHeaders(h))
+}
+
+// isOwnPath reports whether a request path is one of authproxy's endpoints
+// rather than the app's.
+func isOwnPath(p string) bool {
+	switch p {
+	case healthPath, readyPath, metricsPath, jwksPath:
+		return true
+	}
+	return strings.HasPrefix(p, "/oauth2/")
+}
+
+func (s *Server) ownRoutes() http.Handler {
 	r := chi.NewRouter()
-	r.Use(s.accessLog, stripIdentityHeaders)
 
 	r.Get(healthPath, func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -72,25 +98,80 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// forwardAuth serves nginx auth_request and Traefik ForwardAuth: 202 with
-// identity response headers, 401 without a session, 403 when not allowed.
+// forwardAuth serves nginx auth_request and Traefik ForwardAuth: 202 (with
+// X-Auth-Request-* identity headers when signed in), 401 without a session,
+// 403 when signed in but not allowed. The original request's method and URI
+// are read from X-Forwarded-Method/-Uri (Traefik) or X-Original-Method/-URI
+// (nginx) only when the request comes from AUTHPROXY_TRUSTED_PROXIES; then
+// the policy is applied to them. Without them only the session and the
+// global allow-lists are checked.
 func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) {
-	sess, err := s.session(w, r)
+	method, uri, known := s.originalRequest(r)
+	clean := ""
+	if known {
+		u, err := url.ParseRequestURI(uri)
+		if err == nil {
+			clean, err = policy.CleanPath(u.EscapedPath())
+		}
+		if err != nil || !policy.ValidMethod(method) {
+			setOutcome(r, outcomeBadRequest, "")
+			writeJSON(w, http.StatusForbidden, map[string]string{"error": "forbidden", "message": "ambiguous method or path"})
+			return
+		}
+		if d := s.cfg.Policy.Decide(method, clean, nil); !d.NeedsSession {
+			setOutcome(r, outcomePublic, "")
+			w.WriteHeader(http.StatusAccepted)
+			return
+		}
+	}
+	var sess *session.Session
+	var err error
+	if tok, ok := bearerToken(r); ok {
+		sess, err = s.bearerSession(r, tok)
+		if errors.Is(err, errBadBearer) {
+			s.badBearer(w, r, err)
+			return
+		}
+	} else {
+		sess, err = s.session(w, r)
+	}
 	if err != nil {
 		s.storeError(w, r, err)
 		return
 	}
-	if reason := s.authorize(sess.Email, sess.Groups); reason != "" {
-		s.log.Info("access denied", "event", "denied", "user", sess.User, "reason", reason, "path", authPath)
+	reason := ""
+	if known {
+		reason = s.decide(method, clean, sess)
+	} else if reason = s.authorize(sess.Email, sess.Groups); reason != "" {
+		s.log.Info("access denied", "event", "denied", "user", sess.User, "path", authPath, "reason", reason)
+	}
+	if reason != "" {
+		setOutcome(r, outcomeForbidden, sess.User)
 		writeJSON(w, http.StatusForbidden, map[string]string{"error": "forbidden"})
 		return
 	}
+	setOutcome(r, outcomeProxied, sess.User)
 	h := w.Header()
 	setHeader(h, "X-Auth-Request-User", sess.User)
 	setHeader(h, "X-Auth-Request-Email", sess.Email)
 	setHeader(h, "X-Auth-Request-Preferred-Username", sess.PreferredUsername)
 	setHeader(h, "X-Auth-Request-Groups", joinGroups(sess.Groups))
+	if s.cfg.PassAccessToken {
+		setHeader(h, "X-Auth-Request-Access-Token", sess.AccessToken)
+	}
 	w.WriteHeader(http.StatusAccepted)
+}
+
+// originalRequest returns the method and request URI a forward-auth
+// request asks about, and whether they are known: only a trusted proxy may
+// say.
+func (s *Server) originalRequest(r *http.Request) (method, uri string, known bool) {
+	if !s.trusted.contains(r.RemoteAddr) {
+		return "", "", false
+	}
+	uri = cmp.Or(r.Header.Get("X-Forwarded-Uri"), r.Header.Get("X-Original-URI"))
+	method = cmp.Or(r.Header.Get("X-Forwarded-Method"), r.Header.Get("X-Original-Method"), http.MethodGet)
+	return method, uri, uri != ""
 }
 
 // storeError answers a failed session load: 401 when there is no session,

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/authproxy/authproxy/policy"
 )
 
 // variable is one row of the configuration table. The same table drives
@@ -109,7 +111,17 @@ var variables = []variable{
 	{name: "AUTHPROXY_INSECURE_ALLOW_UNVERIFIED_EMAIL", def: "false", help: "let users whose email_verified is false or missing sign in: true or false (their unverified address still reaches the upstream as X-Forwarded-Email)",
 		parse: func(c *Config, v string) (err error) { c.InsecureAllowUnverifiedEmail, err = parseBool(v); return err }},
 	{name: "AUTHPROXY_SKIP_AUTH_ROUTES", help: "routes served without a session, e.g. `GET /healthz, /public/`: a path ending in / is a prefix, any other is exact; an optional method limits the route",
-		parse: func(c *Config, v string) (err error) { c.SkipAuthRoutes, err = parseRoutes(v); return err }},
+		parse: func(c *Config, v string) (err error) {
+			c.SkipAuthRoutes, err = policy.ParseSkipRoutes(v)
+			return trimPolicyPrefix(err)
+		}},
+	{name: "AUTHPROXY_POLICY_FILE", help: "YAML file of ordered access rules (path, methods, allow: public, authenticated, or groups/emails/domains); the first match decides, no match denies; see README",
+		parse: func(c *Config, v string) (err error) {
+			if v != "" {
+				c.PolicyFile, err = policy.Load(v)
+			}
+			return trimPolicyPrefix(err)
+		}},
 	{name: "AUTHPROXY_USER_CLAIM", def: "sub", help: "ID token claim sent as X-Forwarded-User",
 		parse: func(c *Config, v string) error { c.UserClaim = v; return nil }},
 	{name: "AUTHPROXY_GROUPS_CLAIM", def: "groups", help: "ID token claim holding the user's groups",
@@ -375,40 +387,13 @@ func parseEmails(v string) ([]string, error) {
 	return out, nil
 }
 
-func parseRoutes(v string) ([]Route, error) {
-	var out []Route
-	for _, item := range splitList(v) {
-		var rt Route
-		fields := strings.Fields(item)
-		switch len(fields) {
-		case 1:
-			rt.Path = fields[0]
-		case 2:
-			rt.Method, rt.Path = strings.ToUpper(fields[0]), fields[1]
-			if !validMethod(rt.Method) {
-				return nil, fmt.Errorf("route %q: want an HTTP method such as GET, got %q", item, fields[0])
-			}
-		default:
-			return nil, fmt.Errorf("route %q: want [METHOD] /path", item)
-		}
-		if !strings.HasPrefix(rt.Path, "/") {
-			return nil, fmt.Errorf("route %q: want a path starting with /", item)
-		}
-		if clean, err := cleanPath(rt.Path); err != nil || clean != rt.Path {
-			return nil, fmt.Errorf("route %q: want a clean path without //, . or .. segments, %%-escapes or backslashes", item)
-		}
-		out = append(out, rt)
+// trimPolicyPrefix drops the "policy: " prefix: the variable's name
+// already says where the problem is.
+func trimPolicyPrefix(err error) error {
+	if err == nil {
+		return nil
 	}
-	return out, nil
-}
-
-func validMethod(m string) bool {
-	switch m {
-	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
-		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
-		return true
-	}
-	return false
+	return errors.New(strings.ReplaceAll(err.Error(), "policy: ", ""))
 }
 
 func parseTrustedProxies(c *Config, v string) error {

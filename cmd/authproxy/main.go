@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/authproxy/authproxy/authproxy"
+	"github.com/authproxy/authproxy/policy"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -45,11 +47,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		rand.Read(key)
 		fmt.Fprintln(stdout, base64.StdEncoding.EncodeToString(key))
 		return 0
+	case "policy":
+		return explain(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "authproxy", version)
 		return 0
 	}
-	fmt.Fprintf(stderr, "authproxy: unknown command %q; want no command (serve), check, secret or version\n", cmd)
+	fmt.Fprintf(stderr, "authproxy: unknown command %q; want no command (serve), check, policy explain, secret or version\n", cmd)
 	return 2
 }
 
@@ -88,6 +92,36 @@ func serve(stderr io.Writer) int {
 		return 1
 	}
 	log.Info("stopped")
+	return 0
+}
+
+// explain prints which rule decides a request and why:
+//
+//	authproxy policy explain METHOD PATH [--email E] [--groups G1,G2]
+func explain(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("policy explain", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	email := fs.String("email", "", "the signed-in user's email")
+	groups := fs.String("groups", "", "the signed-in user's groups, comma-separated")
+	if len(args) < 3 || args[0] != "explain" || fs.Parse(args[3:]) != nil || fs.NArg() != 0 {
+		fmt.Fprintln(stderr, "usage: authproxy policy explain METHOD PATH [--email E] [--groups G1,G2]")
+		return 2
+	}
+	p, err := authproxy.LoadPolicy(os.LookupEnv)
+	if err != nil {
+		fmt.Fprintf(stderr, "authproxy: invalid configuration:\n%s\n", indent(err))
+		return 1
+	}
+	var id *policy.Identity
+	if *email != "" || *groups != "" {
+		id = &policy.Identity{Email: *email}
+		for g := range strings.SplitSeq(*groups, ",") {
+			if g = strings.TrimSpace(g); g != "" {
+				id.Groups = append(id.Groups, g)
+			}
+		}
+	}
+	fmt.Fprint(stdout, p.Explain(args[1], args[2], id))
 	return 0
 }
 

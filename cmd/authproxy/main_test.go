@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/base64"
+	"os"
 	"strings"
 	"testing"
 )
@@ -66,5 +67,44 @@ func TestSecretVersionAndUnknownCommand(t *testing.T) {
 	run([]string{"secret"}, &b, &bytes.Buffer{})
 	if a.String() == b.String() {
 		t.Error("two secrets are equal")
+	}
+}
+
+func TestPolicyExplain(t *testing.T) {
+	file := t.TempDir() + "/policy.yaml"
+	if err := os.WriteFile(file, []byte("rules:\n  - path: /admin/\n    allow: {groups: [admins]}\n  - path: /\n    allow: authenticated\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AUTHPROXY_POLICY_FILE", file)
+	t.Setenv("AUTHPROXY_SKIP_AUTH_ROUTES", "GET /health")
+	tests := []struct {
+		args []string
+		code int
+		want []string
+	}{
+		{[]string{"policy", "explain", "GET", "/admin/x", "--groups", "staff"}, 0, []string{"policy file rule 1", "denied (403)"}},
+		{[]string{"policy", "explain", "GET", "/admin/x", "--email", "ada@example.com", "--groups", "staff,admins"}, 0, []string{"allowed"}},
+		{[]string{"policy", "explain", "GET", "/health"}, 0, []string{"AUTHPROXY_SKIP_AUTH_ROUTES", "public"}},
+		{[]string{"policy", "explain", "GET", "/public/%2e%2e/admin/"}, 0, []string{"refused (400)"}},
+		{[]string{"policy", "explain", "GET"}, 2, nil},
+		{[]string{"policy", "list"}, 2, nil},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := run(tt.args, &stdout, &stderr); code != tt.code {
+				t.Fatalf("exit %d, want %d; stderr %s", code, tt.code, stderr.String())
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(stdout.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, stdout.String())
+				}
+			}
+		})
+	}
+	t.Setenv("AUTHPROXY_POLICY_FILE", t.TempDir()+"/missing.yaml")
+	var stderr bytes.Buffer
+	if code := run([]string{"policy", "explain", "GET", "/"}, &bytes.Buffer{}, &stderr); code != 1 || !strings.Contains(stderr.String(), "AUTHPROXY_POLICY_FILE:") {
+		t.Errorf("missing policy file: exit %d, stderr %q", code, stderr.String())
 	}
 }
