@@ -87,6 +87,7 @@ func (s *Server) bearerSession(r *http.Request, raw string) (*session.Session, e
 		Email:             id.Email,
 		PreferredUsername: id.PreferredUsername,
 		Groups:            id.Groups,
+		Extra:             id.Extra,
 		AccessToken:       raw,
 		TokenExpiry:       id.Expiry,
 		CreatedAt:         s.now(),

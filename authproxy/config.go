@@ -62,6 +62,8 @@ type Config struct {
 	UserClaim       string
 	GroupsClaim     string
 	PassAccessToken bool
+	// ClaimHeaders send more ID token claims upstream as headers.
+	ClaimHeaders []ClaimHeader
 	// UpstreamJWT sends X-Authproxy-Jwt, signed with the key in
 	// UpstreamJWTKeyFile or a fresh one.
 	UpstreamJWT        bool
@@ -224,4 +226,20 @@ func LoadPolicy(lookup Lookup) (*policy.Policy, error) {
 		return nil, errors.Join(errs...)
 	}
 	return policy.New(c.SkipAuthRoutes, c.PolicyFile), nil
+}
+
+// ClaimHeader is one entry of AUTHPROXY_CLAIM_HEADERS: the claim Claim of
+// the ID token is sent upstream as the header Header.
+type ClaimHeader struct {
+	Header string
+	Claim  string
+}
+
+// claimNames lists the claims AUTHPROXY_CLAIM_HEADERS asks for.
+func (c *Config) claimNames() []string {
+	names := make([]string, len(c.ClaimHeaders))
+	for i, ch := range c.ClaimHeaders {
+		names[i] = ch.Claim
+	}
+	return names
 }

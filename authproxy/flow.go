@@ -126,6 +126,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		PreferredUsername: id.PreferredUsername,
 		Groups:            id.Groups,
 		SID:               id.SID,
+		Extra:             id.Extra,
 		IDToken:           id.IDToken,
 		AccessToken:       id.AccessToken,
 		RefreshToken:      id.RefreshToken,

@@ -32,24 +32,32 @@ var identityHeaders = map[string]bool{
 // isIdentityHeader reports whether a header name, in any case and with "_"
 // standing for "-", could be mistaken for one authproxy vouches for.
 func isIdentityHeader(name string) bool {
-	n := strings.ReplaceAll(strings.ToLower(name), "_", "-")
+	n := normalizeHeaderName(name)
 	return identityHeaders[n] || strings.HasPrefix(n, "x-auth-request-") || strings.HasPrefix(n, "x-authproxy-")
 }
 
-// deleteIdentityHeaders removes every identity look-alike from h.
-func deleteIdentityHeaders(h http.Header) {
+// normalizeHeaderName is the form header names are compared in: lower
+// case, with "_" read as "-" (some servers and frameworks do).
+func normalizeHeaderName(name string) string {
+	return strings.ReplaceAll(strings.ToLower(name), "_", "-")
+}
+
+// deleteIdentityHeaders removes every identity look-alike from h: the
+// built-in identity headers and the extra names (normalized) in claims.
+func deleteIdentityHeaders(h http.Header, claims ...map[string]bool) {
 	for name := range h {
-		if isIdentityHeader(name) {
+		if isIdentityHeader(name) || len(claims) > 0 && claims[0][normalizeHeaderName(name)] {
 			delete(h, name)
 		}
 	}
 }
 
 // stripIdentityHeaders is middleware that removes client-sent identity
-// headers from every request before any handler sees it.
-func stripIdentityHeaders(next http.Handler) http.Handler {
+// headers, AUTHPROXY_CLAIM_HEADERS included, from every request before any
+// handler sees it.
+func (s *Server) stripIdentityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		deleteIdentityHeaders(r.Header)
+		deleteIdentityHeaders(r.Header, s.claimHeaderNames)
 		next.ServeHTTP(w, r)
 	})
 }

@@ -28,9 +28,9 @@ var identityHeaderNames = []string{
 	"X-Auth-Request-Anything",
 }
 
-// normalizeHeaderName is how servers that fold case and read "_" as "-"
+// foldHeaderName is how servers that fold case and read "_" as "-"
 // (nginx with underscores_in_headers, CGI, many frameworks) see a name.
-func normalizeHeaderName(name string) string {
+func foldHeaderName(name string) string {
 	b := []byte(name)
 	for i, c := range b {
 		switch {
@@ -46,7 +46,7 @@ func normalizeHeaderName(name string) string {
 // looksLikeIdentity is the test's own reading of which names are identity
 // headers, independent of isIdentityHeader.
 func looksLikeIdentity(name string) bool {
-	n := normalizeHeaderName(name)
+	n := foldHeaderName(name)
 	switch n {
 	case "x-forwarded-user", "x-forwarded-email", "x-forwarded-preferred-username",
 		"x-forwarded-groups", "x-forwarded-access-token":
@@ -352,7 +352,7 @@ func TestIsIdentityHeader(t *testing.T) {
 
 func TestStripIdentityHeadersBeforeEveryHandler(t *testing.T) {
 	var seen http.Header
-	h := stripIdentityHeaders(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { seen = r.Header.Clone() }))
+	h := (&Server{}).stripIdentityHeaders(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { seen = r.Header.Clone() }))
 	req := httptest.NewRequest(http.MethodGet, "/oauth2/userinfo", nil)
 	for _, base := range identityHeaderNames {
 		for _, sp := range spellings(base) {
@@ -395,7 +395,7 @@ func FuzzIdentityHeaderStrip(f *testing.F) {
 		for n, vs := range before {
 			// Names the test does not read as identity headers stay, unless
 			// they are ASCII names authproxy claims for itself.
-			if looksLikeIdentity(n) || !utf8.ValidString(n) || strings.HasPrefix(normalizeHeaderName(n), "x-authproxy-") {
+			if looksLikeIdentity(n) || !utf8.ValidString(n) || strings.HasPrefix(foldHeaderName(n), "x-authproxy-") {
 				continue
 			}
 			if isASCII(n) && len(h[n]) != len(vs) {

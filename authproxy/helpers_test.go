@@ -123,16 +123,7 @@ func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
 	e.cfg = cfg
 
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.provider = providers.NewOIDC(providers.OIDCConfig{
-		IssuerURL:    cfg.Issuer.String(),
-		ClientID:     cfg.ClientID,
-		ClientSecret: cfg.ClientSecret.Reveal(),
-		RedirectURL:  cfg.RedirectURL.String(),
-		Scopes:       cfg.Scopes,
-		UserClaim:    cfg.UserClaim,
-		GroupsClaim:  cfg.GroupsClaim,
-		Logger:       log,
-	})
+	e.provider = providers.NewOIDC(providerConfig(cfg, log))
 	err = e.provider.Discover(context.Background())
 	switch {
 	case setup.idpDown && err == nil:

@@ -103,7 +103,7 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest, target *url.URL) {
 		}
 	}
 
-	deleteIdentityHeaders(pr.Out.Header)
+	deleteIdentityHeaders(pr.Out.Header, s.claimHeaderNames)
 	removeOwnCookies(pr.Out.Header, s.cfg.CookieName)
 	if sess := sessionFrom(pr.In.Context()); sess != nil {
 		h := pr.Out.Header
@@ -113,6 +113,9 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest, target *url.URL) {
 		setHeader(h, headerGroups, joinGroups(sess.Groups))
 		if s.cfg.PassAccessToken {
 			setHeader(h, headerAccessToken, sess.AccessToken)
+		}
+		for _, ch := range s.cfg.ClaimHeaders {
+			setHeader(h, ch.Header, sess.Extra[ch.Claim])
 		}
 		if s.identity != nil {
 			tok, err := s.identity.token(sess)

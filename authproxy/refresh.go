@@ -191,6 +191,7 @@ func (s *Server) refreshOnce(r *http.Request, sess *session.Session) (*session.S
 		n.Email = id.Email
 		n.PreferredUsername = id.PreferredUsername
 		n.Groups = id.Groups
+		n.Extra = id.Extra
 		if id.User != "" {
 			n.User = id.User
 		}

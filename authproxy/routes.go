@@ -27,7 +27,7 @@ func (s *Server) routes() http.Handler {
 		}
 		s.protect(w, r)
 	})
-	return s.accessLog(stripIdentityHeaders(h))
+	return s.accessLog(s.stripIdentityHeaders(h))
 }
 
 // isOwnPath reports whether a request path is one of authproxy's endpoints

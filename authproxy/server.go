@@ -71,7 +71,9 @@ type Server struct {
 
 	identity *identitySigner // nil unless AUTHPROXY_UPSTREAM_JWT
 	bearers  bearerCache
-	closer   io.Closer
+	// claimHeaderNames are AUTHPROXY_CLAIM_HEADERS' names, normalized.
+	claimHeaderNames map[string]bool
+	closer           io.Closer
 }
 
 // New builds a Server from opts.
@@ -97,6 +99,10 @@ func New(opts Options) (*Server, error) {
 	}
 	if s.locker == nil {
 		s.locker = session.NewMemoryBackend(nil)
+	}
+	s.claimHeaderNames = map[string]bool{}
+	for _, ch := range opts.Config.ClaimHeaders {
+		s.claimHeaderNames[normalizeHeaderName(ch.Header)] = true
 	}
 
 	if s.log == nil {
@@ -128,6 +134,21 @@ func (s *Server) Close() error {
 		return s.closer.Close()
 	}
 	return nil
+}
+
+// providerConfig is the OIDC provider's configuration drawn from cfg.
+func providerConfig(cfg *Config, log *slog.Logger) providers.OIDCConfig {
+	return providers.OIDCConfig{
+		IssuerURL:    cfg.Issuer.String(),
+		ClientID:     cfg.ClientID,
+		ClientSecret: cfg.ClientSecret.Reveal(),
+		RedirectURL:  cfg.RedirectURL.String(),
+		Scopes:       cfg.Scopes,
+		UserClaim:    cfg.UserClaim,
+		GroupsClaim:  cfg.GroupsClaim,
+		ExtraClaims:  cfg.claimNames(),
+		Logger:       log,
+	}
 }
 
 // newBackend returns the Redis backend when Redis is configured, else an
@@ -198,16 +219,7 @@ func NewFromConfig(ctx context.Context, cfg *Config, log *slog.Logger, version s
 		list := session.NewRevocationList(backend, cfg.SessionTTL, nil)
 		store = session.WithRevocation(session.NewCookieStore(sessionCodec, cookieOpts, nil), list)
 	}
-	provider := providers.NewOIDC(providers.OIDCConfig{
-		IssuerURL:    cfg.Issuer.String(),
-		ClientID:     cfg.ClientID,
-		ClientSecret: cfg.ClientSecret.Reveal(),
-		RedirectURL:  cfg.RedirectURL.String(),
-		Scopes:       cfg.Scopes,
-		UserClaim:    cfg.UserClaim,
-		GroupsClaim:  cfg.GroupsClaim,
-		Logger:       log,
-	})
+	provider := providers.NewOIDC(providerConfig(cfg, log))
 	go provider.DiscoverWithRetry(ctx)
 	return New(Options{
 		Config:     cfg,

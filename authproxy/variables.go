@@ -128,6 +128,8 @@ var variables = []variable{
 		parse: func(c *Config, v string) error { c.GroupsClaim = v; return nil }},
 	{name: "AUTHPROXY_PASS_ACCESS_TOKEN", def: "false", help: "also send X-Forwarded-Access-Token: true or false",
 		parse: func(c *Config, v string) (err error) { c.PassAccessToken, err = parseBool(v); return err }},
+	{name: "AUTHPROXY_CLAIM_HEADERS", help: "more ID token claims sent upstream, as `Header=claim` pairs: `X-Tenant=tenant_id, X-Dept=department`; client-sent copies are removed like the built-in headers",
+		parse: parseClaimHeaders},
 	{name: "AUTHPROXY_UPSTREAM_JWT", def: "false", help: "also send X-Authproxy-Jwt, a 2-minute ES256 JWT of the identity (sub, email, groups, aud = the upstream URL), verifiable with /.well-known/jwks.json: true or false",
 		parse: func(c *Config, v string) (err error) { c.UpstreamJWT, err = parseBool(v); return err }},
 	{name: "AUTHPROXY_UPSTREAM_JWT_KEY_FILE", help: "PEM P-256 private key that signs X-Authproxy-Jwt; default: a new key at every start (set it when running several replicas)",
@@ -190,6 +192,46 @@ func parseHostPorts(v string) ([]string, error) {
 		}
 	}
 	return items, nil
+}
+
+func parseClaimHeaders(c *Config, v string) error {
+	c.ClaimHeaders = nil
+	seen := map[string]bool{}
+	for _, item := range splitList(v) {
+		header, claim, ok := strings.Cut(item, "=")
+		header, claim = strings.TrimSpace(header), strings.TrimSpace(claim)
+		if !ok || header == "" || claim == "" {
+			return fmt.Errorf("want Header=claim pairs such as X-Tenant=tenant_id, got %q", item)
+		}
+		n := normalizeHeaderName(header)
+		switch {
+		case !validHeaderName(header):
+			return fmt.Errorf("header %q: want a header name of letters, digits and -", header)
+		case isIdentityHeader(header) || reservedHeaders[n]:
+			return fmt.Errorf("header %q: reserved; pick a name of your own such as X-Tenant", header)
+		case seen[n]:
+			return fmt.Errorf("header %q: listed twice", header)
+		}
+		seen[n] = true
+		c.ClaimHeaders = append(c.ClaimHeaders, ClaimHeader{Header: http.CanonicalHeaderKey(header), Claim: claim})
+	}
+	return nil
+}
+
+// reservedHeaders may not carry claims: the proxy or HTTP itself owns them.
+var reservedHeaders = map[string]bool{
+	"host": true, "cookie": true, "authorization": true, "connection": true, "content-length": true,
+	"transfer-encoding": true, "upgrade": true, "te": true, "trailer": true, "x-forwarded-for": true,
+	"x-forwarded-host": true, "x-forwarded-proto": true, "forwarded": true, "x-real-ip": true,
+}
+
+func validHeaderName(h string) bool {
+	for _, r := range h {
+		if !(r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return h != ""
 }
 
 func parseBool(v string) (bool, error) {

@@ -41,6 +41,24 @@ func decodeClaims(claims func(v any) error) (map[string]any, error) {
 	return m, nil
 }
 
+// extraClaims returns the named claims as strings (lists comma-joined),
+// leaving out the ones the token lacks.
+func extraClaims(claims map[string]any, names []string) map[string]string {
+	if len(names) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(names))
+	for _, n := range names {
+		v := lookupClaim(claims, n)
+		if s := claimString(v); s != "" {
+			out[n] = s
+		} else if list := claimStrings(v); len(list) > 0 {
+			out[n] = strings.Join(list, ",")
+		}
+	}
+	return out
+}
+
 func lookupClaim(claims map[string]any, name string) any {
 	if v, ok := claims[name]; ok {
 		return v

@@ -39,6 +39,9 @@ type OIDCConfig struct {
 	UserClaim string
 	// GroupsClaim names the claim that holds groups; default "groups".
 	GroupsClaim string
+	// ExtraClaims are claims copied into Identity.Extra (as strings; lists
+	// comma-joined), for AUTHPROXY_CLAIM_HEADERS.
+	ExtraClaims []string
 	// HTTPClient is used for every call to the IdP; nil means a client with
 	// a 10 s timeout.
 	HTTPClient *http.Client
@@ -280,6 +283,7 @@ func (p *OIDC) identity(ctx context.Context, d *discovered, idt *oidc.IDToken, r
 		return nil, fmt.Errorf("%w: ID token has no %q claim to identify the user", ErrRejected, p.cfg.UserClaim)
 	}
 	id.Subject = idt.Subject
+	id.Extra = extraClaims(claims, p.cfg.ExtraClaims)
 	id.IDToken = rawID
 	id.AccessToken = tok.AccessToken
 	id.RefreshToken = tok.RefreshToken

@@ -41,6 +41,9 @@ type Identity struct {
 	Groups            []string
 	// SID is the IdP session id (sid claim), empty when the IdP sends none.
 	SID string
+	// Extra holds the claims named in OIDCConfig.ExtraClaims that the
+	// token had, as strings.
+	Extra map[string]string
 
 	IDToken      string
 	AccessToken  string

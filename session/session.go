@@ -42,6 +42,8 @@ type Session struct {
 	Email             string   `json:"email,omitempty"`
 	PreferredUsername string   `json:"preferred_username,omitempty"`
 	Groups            []string `json:"groups,omitempty"`
+	// Extra holds the claims AUTHPROXY_CLAIM_HEADERS sends upstream.
+	Extra map[string]string `json:"extra,omitempty"`
 	// SID is the IdP's session id (the ID token's sid claim), if any.
 	SID string `json:"sid,omitempty"`
 
