@@ -7,6 +7,7 @@
 #   make demo    Dex + the sample legacy app + authproxy on http://127.0.0.1:4180
 #   make fuzz    every fuzz target for FUZZTIME each (default 30s)
 #   make deps    install the test components only
+#   make deploy-check  check the Dockerfile, deploy/kubernetes and deploy/compose (deploy/check)
 #   make clean   remove bin/
 
 SHELL := /bin/bash
@@ -19,13 +20,14 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # Where scripts/install-deps.sh keeps Dex; the end-to-end tests read it from AUTHPROXY_DEX_BIN.
 DEX_BIN = $(shell scripts/install-deps.sh --print-dex)
 
-.PHONY: build test e2e demo fuzz deps clean
+.PHONY: build test e2e demo fuzz deps deploy-check clean
 
 build:
 	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o bin/authproxy ./cmd/authproxy
 
 test: deps
 	AUTHPROXY_DEX_BIN="$(DEX_BIN)" $(GO) test -race -count=1 ./...
+	$(MAKE) deploy-check
 
 e2e: deps
 	AUTHPROXY_DEX_BIN="$(DEX_BIN)" $(GO) test -race -count=1 -v ./e2e/
@@ -38,6 +40,10 @@ fuzz:
 
 deps:
 	scripts/install-deps.sh
+
+# The deployment files (Dockerfile, deploy/kubernetes, deploy/compose), checked by the deploy/check module.
+deploy-check:
+	cd deploy/check && $(GO) test -count=1 ./...
 
 clean:
 	rm -rf bin
