@@ -279,6 +279,7 @@ func (s *Server) forbidden(w http.ResponseWriter, r *http.Request, reason string
 // page renders an authproxy page to a browser, or a small JSON error to any
 // other client.
 func (s *Server) page(w http.ResponseWriter, r *http.Request, p templates.Page) {
+	p.RequestID = infoFrom(r.Context()).id
 	if !acceptsHTML(r) {
 		writeJSON(w, p.Status, map[string]string{"error": strings.ToLower(strings.ReplaceAll(http.StatusText(p.Status), " ", "_")), "message": p.Message})
 		return
