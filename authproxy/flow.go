@@ -13,9 +13,15 @@ import (
 	"github.com/authproxy/authproxy/templates"
 )
 
-// start begins sign-in; ?rd= names the local path to return to.
+// start begins sign-in; ?rd= names the local path to return to. Without
+// rd, a trusted proxy's X-Original-URI is used: nginx's
+// "error_page 401 = /oauth2/start" keeps the original request URI there.
 func (s *Server) start(w http.ResponseWriter, r *http.Request) {
-	s.beginSignIn(w, r, safeRedirect(r.URL.Query().Get("rd")))
+	rd := r.URL.Query().Get("rd")
+	if _, uri, known := s.originalRequest(r); rd == "" && known {
+		rd = uri
+	}
+	s.beginSignIn(w, r, safeRedirect(rd))
 }
 
 // beginSignIn starts the authorization-code flow: it keeps state, nonce and
