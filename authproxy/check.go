@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/authproxy/authproxy/providers"
@@ -30,17 +31,15 @@ func Check(ctx context.Context, cfg *Config, w io.Writer) error {
 
 	report(nil, fmt.Sprintf("configuration: %d variables valid", len(variables)))
 
-	p := providers.NewOIDC(providers.OIDCConfig{IssuerURL: cfg.Issuer.String(), ClientID: cfg.ClientID})
-	if err := p.Discover(ctx); err != nil {
-		report(fmt.Errorf("AUTHPROXY_OIDC_ISSUER: %w", err), "")
-	} else {
-		msg := fmt.Sprintf("identity provider: discovery at %s", cfg.Issuer)
-		if ep := p.EndSessionEndpoint(); ep != "" {
-			msg += ", RP-initiated logout at " + ep
-		} else {
-			msg += " (no end_session_endpoint: sign-out is local only)"
+	p, err := newProvider(cfg, nil)
+	if err != nil {
+		report(err, "")
+	} else if c, ok := p.(providers.Checker); ok {
+		msg, err := c.Check(ctx)
+		if err != nil && !strings.HasPrefix(err.Error(), "AUTHPROXY_") {
+			err = fmt.Errorf("AUTHPROXY_OIDC_ISSUER: %w", err)
 		}
-		report(nil, msg)
+		report(err, "identity provider: "+msg)
 	}
 
 	report(nil, fmt.Sprintf("redirect URL: %s (callback path %s)", cfg.RedirectURL, callbackPath))

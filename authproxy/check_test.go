@@ -58,7 +58,7 @@ func TestCheckReportsEveryProblem(t *testing.T) {
 				if err != nil || strings.Contains(out.String(), "FAIL") {
 					t.Fatalf("Check = %v, want OK; report:\n%s", err, out.String())
 				}
-				for _, want := range []string{"ok    identity provider: discovery at " + idp.URL(), "ok    upstream:"} {
+				for _, want := range []string{"ok    identity provider: oidc provider, issuer " + idp.URL(), "ok    upstream:"} {
 					if !strings.Contains(out.String(), want) {
 						t.Errorf("report lacks %q:\n%s", want, out.String())
 					}

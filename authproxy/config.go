@@ -27,6 +27,18 @@ type Config struct {
 	RedirectURL     *url.URL
 	Scopes          []string
 
+	// Provider is AUTHPROXY_PROVIDER, one of providers.Kinds; the fields
+	// after it are each kind's own (nil or empty: the provider's default).
+	Provider            string
+	KeycloakRoles       []string
+	EntraTenants        []string
+	EntraGraphURL       *url.URL
+	EntraGroupNames     bool
+	GoogleHostedDomains []string
+	GitHubURL           *url.URL
+	GitHubOrg           string
+	GitHubTeams         []string
+
 	// CookieSecrets are 32-byte keys; the first seals, all open.
 	CookieSecrets  []Secret
 	CookieName     string
@@ -185,6 +197,7 @@ func (c *Config) crossCheck(failed map[string]bool) []error {
 	if len(c.RedisSentinelAddrs) > 0 && len(c.RedisClusterAddrs) > 0 {
 		errs = append(errs, errors.New("AUTHPROXY_REDIS_CLUSTER_ADDRS: set either Sentinel or Cluster addresses, not both"))
 	}
+	errs = append(errs, c.checkProvider(failed)...)
 	c.Policy = policy.New(c.SkipAuthRoutes, c.PolicyFile)
 	if len(c.BearerAudiences) == 0 && c.ClientID != "" {
 		c.BearerAudiences = []string{c.ClientID}

@@ -127,6 +127,26 @@ var validCases = []validCase{
 	{"AUTHPROXY_REDIRECT_URL", "http://localhost:4180/oauth2/callback", func(c *Config) any { return c.RedirectURL.String() }, "http://localhost:4180/oauth2/callback", nil},
 	{"AUTHPROXY_SCOPES", "openid,email groups", func(c *Config) any { return c.Scopes }, []string{"openid", "email", "groups"}, nil},
 	{"AUTHPROXY_SCOPES", "openid", func(c *Config) any { return c.Scopes }, []string{"openid"}, nil},
+	{"AUTHPROXY_PROVIDER", "oidc", func(c *Config) any { return c.Provider }, "oidc", nil},
+	{"AUTHPROXY_PROVIDER", "keycloak", func(c *Config) any { return c.Provider }, "keycloak", nil},
+	{"AUTHPROXY_PROVIDER", "github", func(c *Config) any { return c.Issuer == nil }, true, map[string]string{"AUTHPROXY_OIDC_ISSUER": "\x00unset"}},
+	{"AUTHPROXY_KEYCLOAK_ROLES", "realm, client", func(c *Config) any { return c.KeycloakRoles }, []string{"realm", "client"}, map[string]string{"AUTHPROXY_PROVIDER": "keycloak"}},
+	{"AUTHPROXY_ENTRA_TENANTS", "*", func(c *Config) any { return c.EntraTenants }, []string{"*"},
+		map[string]string{"AUTHPROXY_PROVIDER": "entra", "AUTHPROXY_OIDC_ISSUER": "https://login.microsoftonline.com/common/v2.0"}},
+	{"AUTHPROXY_ENTRA_TENANTS", "72f988bf-86f1-41af-91ab-2d7cd011db47", func(c *Config) any { return c.EntraTenants }, []string{"72f988bf-86f1-41af-91ab-2d7cd011db47"},
+		map[string]string{"AUTHPROXY_PROVIDER": "entra", "AUTHPROXY_OIDC_ISSUER": "https://login.microsoftonline.com/organizations/v2.0"}},
+	{"AUTHPROXY_ENTRA_GRAPH_URL", "https://graph.microsoft.us", func(c *Config) any { return c.EntraGraphURL.String() }, "https://graph.microsoft.us",
+		map[string]string{"AUTHPROXY_PROVIDER": "entra", "AUTHPROXY_OIDC_ISSUER": "https://login.microsoftonline.us/contoso.onmicrosoft.us/v2.0"}},
+	{"AUTHPROXY_ENTRA_GROUP_NAMES", "true", func(c *Config) any { return c.EntraGroupNames }, true,
+		map[string]string{"AUTHPROXY_PROVIDER": "entra", "AUTHPROXY_OIDC_ISSUER": "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0"}},
+	{"AUTHPROXY_GOOGLE_HOSTED_DOMAIN", "Example.com, *", func(c *Config) any { return c.GoogleHostedDomains }, []string{"example.com", "*"},
+		map[string]string{"AUTHPROXY_PROVIDER": "google", "AUTHPROXY_OIDC_ISSUER": "https://accounts.google.com"}},
+	{"AUTHPROXY_GITHUB_URL", "https://github.example.com", func(c *Config) any { return c.GitHubURL.String() }, "https://github.example.com",
+		map[string]string{"AUTHPROXY_PROVIDER": "github", "AUTHPROXY_OIDC_ISSUER": "\x00unset"}},
+	{"AUTHPROXY_GITHUB_ORG", "acme-corp", func(c *Config) any { return c.GitHubOrg }, "acme-corp",
+		map[string]string{"AUTHPROXY_PROVIDER": "github", "AUTHPROXY_OIDC_ISSUER": "\x00unset"}},
+	{"AUTHPROXY_GITHUB_TEAM", "platform, site_reliability", func(c *Config) any { return c.GitHubTeams }, []string{"platform", "site_reliability"},
+		map[string]string{"AUTHPROXY_PROVIDER": "github", "AUTHPROXY_OIDC_ISSUER": "\x00unset", "AUTHPROXY_GITHUB_ORG": "acme"}},
 	{"AUTHPROXY_COOKIE_SECRET", strings.Repeat("ab", 32), func(c *Config) any { return c.CookieSecrets[0].Reveal() }, strings.Repeat("\xab", 32), nil},
 	{"AUTHPROXY_COOKIE_SECRET", testCookieSecret + ", " + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("z"), 32)),
 		func(c *Config) any { return []string{c.CookieSecrets[0].Reveal(), c.CookieSecrets[1].Reveal()} },
@@ -234,6 +254,17 @@ var invalidCases = []invalidCase{
 	{"AUTHPROXY_REDIRECT_URL", "/oauth2/callback", "want an absolute http:// or https:// URL"},
 	{"AUTHPROXY_REDIRECT_URL", "https://app.example.com/oauth2/callback?x=1", "and no query"},
 	{"AUTHPROXY_SCOPES", "email profile", "includes openid"},
+	{"AUTHPROXY_PROVIDER", "azure", `want one of oidc, keycloak, entra, google, gitlab, okta, auth0, github, got "azure"`},
+	{"AUTHPROXY_KEYCLOAK_ROLES", "realm, groups", `want realm and/or client, got "groups"`},
+	{"AUTHPROXY_KEYCLOAK_ROLES", "realm", "only used with AUTHPROXY_PROVIDER=keycloak"},
+	{"AUTHPROXY_ENTRA_TENANTS", "contoso.onmicrosoft.com", "want tenant ids (GUIDs) or *"},
+	{"AUTHPROXY_ENTRA_GRAPH_URL", "graph.microsoft.com", "want an absolute http:// or https:// URL"},
+	{"AUTHPROXY_ENTRA_GROUP_NAMES", "yes", `want true or false, got "yes"`},
+	{"AUTHPROXY_GOOGLE_HOSTED_DOMAIN", "exa mple.com", "want a domain name"},
+	{"AUTHPROXY_GOOGLE_HOSTED_DOMAIN", "example.com", "only used with AUTHPROXY_PROVIDER=google"},
+	{"AUTHPROXY_GITHUB_URL", "github.example.com", "want an absolute http:// or https:// URL"},
+	{"AUTHPROXY_GITHUB_ORG", "acme corp", "want an organization login"},
+	{"AUTHPROXY_GITHUB_TEAM", "platform/web", "want team slugs"},
 	{"AUTHPROXY_COOKIE_SECRET", "dHdlbHZlIGJ5dGVz", "want 32 bytes base64-encoded, got 12 bytes"},
 	{"AUTHPROXY_COOKIE_SECRET", "!!!!", "got 4 characters that are neither"},
 	{"AUTHPROXY_COOKIE_NAME", "my cookie", "want a cookie name"},
@@ -395,6 +426,44 @@ func TestLoadConfigCrossChecks(t *testing.T) {
 		{"TLS pair", map[string]string{"AUTHPROXY_TLS_CERT_FILE": file, "AUTHPROXY_TLS_KEY_FILE": file}, nil},
 		{"not reported when its own variable is bad", map[string]string{"AUTHPROXY_COOKIE_SAMESITE": "none", "AUTHPROXY_COOKIE_SECURE": "no"},
 			[]string{"AUTHPROXY_COOKIE_SECURE: "}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := loadWith(tc.env)
+			lines := errorLines(err)
+			if len(lines) != len(tc.want) {
+				t.Fatalf("error %q: want %d problems: %q", err, len(tc.want), tc.want)
+			}
+			for i, w := range tc.want {
+				if !strings.HasPrefix(lines[i], w) {
+					t.Errorf("problem %d is %q, want %q…", i+1, lines[i], w)
+				}
+			}
+		})
+	}
+}
+
+// TestLoadConfigProvider covers what AUTHPROXY_PROVIDER implies for the
+// other variables, and the problems only the provider itself sees.
+func TestLoadConfigProvider(t *testing.T) {
+	const entraCommon = "https://login.microsoftonline.com/common/v2.0"
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want []string // each problem's start, in order
+	}{
+		{"issuer required", map[string]string{"AUTHPROXY_OIDC_ISSUER": "\x00unset"}, []string{"AUTHPROXY_OIDC_ISSUER: required, except with AUTHPROXY_PROVIDER=github"}},
+		{"issuer required by every OIDC kind", map[string]string{"AUTHPROXY_PROVIDER": "google", "AUTHPROXY_OIDC_ISSUER": ""}, []string{"AUTHPROXY_OIDC_ISSUER: required"}},
+		{"github without issuer", map[string]string{"AUTHPROXY_PROVIDER": "github", "AUTHPROXY_OIDC_ISSUER": "\x00unset"}, nil},
+		{"github with issuer", map[string]string{"AUTHPROXY_PROVIDER": "github"}, []string{"AUTHPROXY_OIDC_ISSUER: not used with AUTHPROXY_PROVIDER=github"}},
+		{"another kind's variables", map[string]string{"AUTHPROXY_PROVIDER": "keycloak", "AUTHPROXY_ENTRA_GROUP_NAMES": "true", "AUTHPROXY_GITHUB_ORG": "acme"},
+			[]string{"AUTHPROXY_ENTRA_GROUP_NAMES: only used with AUTHPROXY_PROVIDER=entra", "AUTHPROXY_GITHUB_ORG: only used with AUTHPROXY_PROVIDER=github"}},
+		{"github team without org", map[string]string{"AUTHPROXY_PROVIDER": "github", "AUTHPROXY_OIDC_ISSUER": "\x00unset", "AUTHPROXY_GITHUB_TEAM": "web"},
+			[]string{"AUTHPROXY_GITHUB_TEAM: needs AUTHPROXY_GITHUB_ORG"}},
+		{"entra issuer not v2.0", map[string]string{"AUTHPROXY_PROVIDER": "entra"}, []string{"AUTHPROXY_OIDC_ISSUER: with AUTHPROXY_PROVIDER=entra, want https://login.microsoftonline.com/<tenant>/v2.0"}},
+		{"entra multi-tenant without tenants", map[string]string{"AUTHPROXY_PROVIDER": "entra", "AUTHPROXY_OIDC_ISSUER": entraCommon},
+			[]string{"AUTHPROXY_ENTRA_TENANTS: required with the multi-tenant issuer"}},
+		{"not checked when a variable is bad", map[string]string{"AUTHPROXY_PROVIDER": "entra", "AUTHPROXY_OIDC_ISSUER": entraCommon, "AUTHPROXY_LOG_FORMAT": "xml"},
+			[]string{"AUTHPROXY_LOG_FORMAT: "}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := loadWith(tc.env)

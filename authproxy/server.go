@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
 	"time"
 
 	"github.com/authproxy/authproxy/providers"
@@ -139,16 +140,36 @@ func (s *Server) Close() error {
 // providerConfig is the OIDC provider's configuration drawn from cfg.
 func providerConfig(cfg *Config, log *slog.Logger) providers.OIDCConfig {
 	return providers.OIDCConfig{
-		IssuerURL:    cfg.Issuer.String(),
-		ClientID:     cfg.ClientID,
-		ClientSecret: cfg.ClientSecret.Reveal(),
-		RedirectURL:  cfg.RedirectURL.String(),
-		Scopes:       cfg.Scopes,
-		UserClaim:    cfg.UserClaim,
-		GroupsClaim:  cfg.GroupsClaim,
-		ExtraClaims:  cfg.claimNames(),
-		Logger:       log,
+		IssuerURL:      urlString(cfg.Issuer), // nil with github
+		ClientID:       cfg.ClientID,
+		ClientSecret:   cfg.ClientSecret.Reveal(),
+		RedirectURL:    cfg.RedirectURL.String(),
+		Scopes:         cfg.Scopes,
+		UserClaim:      cfg.UserClaim,
+		GroupsClaim:    cfg.GroupsClaim,
+		ExtraClaims:    cfg.claimNames(),
+		GroupsRequired: len(cfg.AllowedGroups) > 0,
+		Logger:         log,
 	}
+}
+
+// newProvider builds the identity provider AUTHPROXY_PROVIDER names; an
+// OpenID Connect kind has yet to run discovery (providers.Discoverer).
+func newProvider(cfg *Config, log *slog.Logger) (providers.Provider, error) {
+	return providers.New(cfg.Provider, providers.Config{
+		OIDCConfig: providerConfig(cfg, log),
+		Keycloak:   providers.KeycloakOptions{Roles: cfg.KeycloakRoles},
+		Entra:      providers.EntraOptions{Tenants: cfg.EntraTenants, GraphURL: urlString(cfg.EntraGraphURL), GroupNames: cfg.EntraGroupNames},
+		Google:     providers.GoogleOptions{HostedDomains: cfg.GoogleHostedDomains},
+		GitHub:     providers.GitHubOptions{URL: urlString(cfg.GitHubURL), Org: cfg.GitHubOrg, Teams: cfg.GitHubTeams},
+	})
+}
+
+func urlString(u *url.URL) string {
+	if u == nil {
+		return ""
+	}
+	return u.String()
 }
 
 // newBackend returns the Redis backend when Redis is configured, else an
@@ -219,8 +240,14 @@ func NewFromConfig(ctx context.Context, cfg *Config, log *slog.Logger, version s
 		list := session.NewRevocationList(backend, cfg.SessionTTL, nil)
 		store = session.WithRevocation(session.NewCookieStore(sessionCodec, cookieOpts, nil), list)
 	}
-	provider := providers.NewOIDC(providerConfig(cfg, log))
-	go provider.DiscoverWithRetry(ctx)
+	provider, err := newProvider(cfg, log) // LoadConfig has already checked it
+	if err != nil {
+		backend.Close()
+		return nil, fmt.Errorf("authproxy: %w", err)
+	}
+	if d, ok := provider.(providers.Discoverer); ok {
+		go d.DiscoverWithRetry(ctx)
+	}
 	return New(Options{
 		Config:     cfg,
 		Provider:   provider,

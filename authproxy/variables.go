@@ -11,11 +11,13 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/authproxy/authproxy/policy"
+	"github.com/authproxy/authproxy/providers"
 )
 
 // variable is one row of the configuration table. The same table drives
@@ -37,8 +39,13 @@ var variables = []variable{
 		parse: func(c *Config, v string) (err error) { c.Upstream, err = parseUpstream(v); return err }},
 	{name: "AUTHPROXY_UPSTREAM_TIMEOUT", def: "30s", help: "how long to wait for the upstream's response headers before answering 504 (streams may then run longer)",
 		parse: func(c *Config, v string) (err error) { c.UpstreamTimeout, err = parsePositiveDuration(v); return err }},
-	{name: "AUTHPROXY_OIDC_ISSUER", required: true, help: "issuer URL; discovery at `<issuer>/.well-known/openid-configuration`",
-		parse: func(c *Config, v string) (err error) { c.Issuer, err = parseHTTPURL(v); return err }},
+	{name: "AUTHPROXY_OIDC_ISSUER", help: issuerHelp,
+		parse: func(c *Config, v string) (err error) {
+			if v != "" { // required except with github: checkProvider
+				c.Issuer, err = parseHTTPURL(v)
+			}
+			return err
+		}},
 	{name: "AUTHPROXY_CLIENT_ID", required: true, help: "OAuth2 client id",
 		parse: func(c *Config, v string) error { c.ClientID = v; return nil }},
 	{name: "AUTHPROXY_CLIENT_SECRET", secret: true, help: "client secret; empty means a public client (PKCE alone)",
@@ -47,6 +54,70 @@ var variables = []variable{
 		parse: func(c *Config, v string) (err error) { c.RedirectURL, err = parseRedirectURL(v); return err }},
 	{name: "AUTHPROXY_SCOPES", def: "openid email profile", help: "requested scopes, space- or comma-separated; must include openid",
 		parse: parseScopes},
+	{name: "AUTHPROXY_PROVIDER", def: "oidc", help: "the kind of identity provider: oidc (any OpenID Connect IdP), keycloak, entra, google, gitlab, okta, auth0 or github; see Identity providers",
+		parse: func(c *Config, v string) error {
+			c.Provider = v
+			if !slices.Contains(providers.Kinds, v) {
+				return fmt.Errorf("want one of %s, got %q", strings.Join(providers.Kinds, ", "), v)
+			}
+			return nil
+		}},
+	{name: "AUTHPROXY_KEYCLOAK_ROLES", help: "keycloak: roles that become groups: realm (realm_access.roles, as they are), client (this client's roles, as `<client id>:<role>`), or both, comma-separated; empty means none",
+		parse: func(c *Config, v string) error {
+			c.KeycloakRoles = splitList(v)
+			for _, r := range c.KeycloakRoles {
+				if r != "realm" && r != "client" {
+					return fmt.Errorf("want realm and/or client, got %q", r)
+				}
+			}
+			return nil
+		}},
+	{name: "AUTHPROXY_ENTRA_TENANTS", help: "entra: tenant ids (GUIDs) whose users may sign in, comma-separated, or * for every tenant; required with the multi-tenant issuers `…/common/v2.0` and `…/organizations/v2.0`",
+		parse: func(c *Config, v string) error {
+			c.EntraTenants = splitList(v)
+			for _, t := range c.EntraTenants {
+				if t != "*" && !providers.IsGUID(t) {
+					return fmt.Errorf("want tenant ids (GUIDs) or *, got %q", t)
+				}
+			}
+			return nil
+		}},
+	{name: "AUTHPROXY_ENTRA_GRAPH_URL", help: "entra: Microsoft Graph's base URL, asked for groups when the ID token has too many (overage) and for group names; default https://graph.microsoft.com",
+		parse: func(c *Config, v string) (err error) {
+			if v != "" {
+				c.EntraGraphURL, err = parseHTTPURL(v)
+			}
+			return err
+		}},
+	{name: "AUTHPROXY_ENTRA_GROUP_NAMES", def: "false", help: "entra: also send each group's display name beside its id, read from Microsoft Graph at sign-in: true or false (names are not unique: write access rules with ids)",
+		parse: func(c *Config, v string) (err error) { c.EntraGroupNames, err = parseBool(v); return err }},
+	{name: "AUTHPROXY_GOOGLE_HOSTED_DOMAIN", help: "google: Workspace domains whose accounts may sign in (the ID token's hd claim), comma-separated; * for any Workspace account but no consumer account",
+		parse: func(c *Config, v string) (err error) { c.GoogleHostedDomains, err = parseDomains(v); return err }},
+	{name: "AUTHPROXY_GITHUB_URL", help: "github: GitHub Enterprise Server's address, API at `<url>/api/v3`; default https://github.com",
+		parse: func(c *Config, v string) (err error) {
+			if v != "" {
+				c.GitHubURL, err = parseHTTPURL(v)
+			}
+			return err
+		}},
+	{name: "AUTHPROXY_GITHUB_ORG", help: "github: only active members of this organization may sign in; adds the read:org scope",
+		parse: func(c *Config, v string) error {
+			c.GitHubOrg = v
+			if v != "" && !validGitHubName(v) {
+				return fmt.Errorf("want an organization login of letters, digits and -, got %q", v)
+			}
+			return nil
+		}},
+	{name: "AUTHPROXY_GITHUB_TEAM", help: "github: only members of one of these teams (slugs, comma-separated) of AUTHPROXY_GITHUB_ORG may sign in",
+		parse: func(c *Config, v string) error {
+			c.GitHubTeams = splitList(v)
+			for _, t := range c.GitHubTeams {
+				if !validGitHubName(t) {
+					return fmt.Errorf("want team slugs of letters, digits, - and _, got %q", t)
+				}
+			}
+			return nil
+		}},
 	{name: "AUTHPROXY_COOKIE_SECRET", required: true, secret: true, help: "32 random bytes as base64 (or 64 hex chars), e.g. from `authproxy secret`; a list rotates keys: the first seals, all open",
 		parse: parseCookieSecrets},
 	{name: "AUTHPROXY_COOKIE_NAME", def: "_authproxy", help: "session cookie name; large sessions split into `<name>_0`, `<name>_1`, …",
@@ -171,6 +242,63 @@ var variables = []variable{
 		}},
 	{name: "AUTHPROXY_TEMPLATES_DIR", help: "directory of .html files overriding the embedded pages of the same name",
 		parse: func(c *Config, v string) error { c.TemplatesDir = v; return nil }},
+}
+
+const issuerHelp = "required, except with AUTHPROXY_PROVIDER=github: the issuer URL; discovery at `<issuer>/.well-known/openid-configuration`"
+
+// checkProvider checks what AUTHPROXY_PROVIDER implies for the other
+// variables: the issuer is required except with github, each kind's own
+// variables are only for that kind, and last what the provider itself
+// refuses (an Entra issuer's shape, a team without its organization).
+func (c *Config) checkProvider(failed map[string]bool) []error {
+	if failed["AUTHPROXY_PROVIDER"] {
+		return nil
+	}
+	var errs []error
+	switch {
+	case c.Provider == "github" && c.Issuer != nil:
+		errs = append(errs, errors.New("AUTHPROXY_OIDC_ISSUER: not used with AUTHPROXY_PROVIDER=github; for GitHub Enterprise Server set AUTHPROXY_GITHUB_URL"))
+	case c.Provider != "github" && c.Issuer == nil && !failed["AUTHPROXY_OIDC_ISSUER"]:
+		errs = append(errs, errors.New("AUTHPROXY_OIDC_ISSUER: "+issuerHelp))
+	}
+	for _, o := range []struct {
+		name, kind string
+		set        bool
+	}{
+		{"AUTHPROXY_KEYCLOAK_ROLES", "keycloak", len(c.KeycloakRoles) > 0},
+		{"AUTHPROXY_ENTRA_TENANTS", "entra", len(c.EntraTenants) > 0},
+		{"AUTHPROXY_ENTRA_GRAPH_URL", "entra", c.EntraGraphURL != nil},
+		{"AUTHPROXY_ENTRA_GROUP_NAMES", "entra", c.EntraGroupNames},
+		{"AUTHPROXY_GOOGLE_HOSTED_DOMAIN", "google", len(c.GoogleHostedDomains) > 0},
+		{"AUTHPROXY_GITHUB_URL", "github", c.GitHubURL != nil},
+		{"AUTHPROXY_GITHUB_ORG", "github", c.GitHubOrg != ""},
+		{"AUTHPROXY_GITHUB_TEAM", "github", len(c.GitHubTeams) > 0},
+	} {
+		if o.set && c.Provider != o.kind && !failed[o.name] {
+			errs = append(errs, fmt.Errorf("%s: only used with AUTHPROXY_PROVIDER=%s", o.name, o.kind))
+		}
+	}
+	if len(errs) > 0 || len(failed) > 0 {
+		return errs
+	}
+	if _, err := newProvider(c, nil); err != nil {
+		msg := strings.TrimPrefix(err.Error(), "providers: ")
+		if !strings.HasPrefix(msg, "AUTHPROXY_") {
+			msg = "AUTHPROXY_PROVIDER: " + msg
+		}
+		errs = append(errs, errors.New(msg))
+	}
+	return errs
+}
+
+// validGitHubName reports whether s may be a GitHub login or team slug.
+func validGitHubName(s string) bool {
+	for _, r := range s {
+		if !(r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return s != "" && len(s) <= 100
 }
 
 // splitList splits a comma-separated list, trimming blanks and dropping empty items.

@@ -24,17 +24,13 @@ func (p *OIDC) VerifyBearer(ctx context.Context, raw string, audiences []string)
 	if err != nil {
 		return nil, err
 	}
-	v := d.provider.Verifier(&oidc.Config{SkipClientIDCheck: true, Now: p.cfg.Now})
-	t, err := v.Verify(oidc.ClientContext(ctx, p.client), raw)
+	v := d.provider.Verifier(&oidc.Config{SkipClientIDCheck: true, Now: p.cfg.Now, SkipIssuerCheck: d.issuer != nil})
+	t, claims, err := d.verify(oidc.ClientContext(ctx, p.client), v, raw)
 	if err != nil {
 		return nil, fmt.Errorf("%w: bearer token: %w", ErrRejected, err)
 	}
 	if !slices.ContainsFunc(t.Audience, func(a string) bool { return slices.Contains(audiences, a) }) {
 		return nil, fmt.Errorf("%w: bearer token audience %q is not one of %q", ErrRejected, t.Audience, audiences)
-	}
-	claims, err := decodeClaims(t.Claims)
-	if err != nil {
-		return nil, fmt.Errorf("%w: bearer token claims: %w", ErrRejected, err)
 	}
 	id := ClaimsIdentity(claims, p.cfg.UserClaim, p.cfg.GroupsClaim)
 	if id.User == "" {
@@ -44,5 +40,8 @@ func (p *OIDC) VerifyBearer(ctx context.Context, raw string, audiences []string)
 	id.Extra = extraClaims(claims, p.cfg.ExtraClaims)
 	id.AccessToken = raw
 	id.Expiry = t.Expiry
+	if err := p.applyHooks(ctx, d, &Token{Claims: claims, Bearer: true}, id); err != nil {
+		return nil, err
+	}
 	return id, nil
 }

@@ -12,7 +12,7 @@ import (
 // email_verified (a boolean, or the string "true"), preferred_username and
 // sid. Claims of unexpected types are ignored, never guessed at. A claim name
 // containing dots that is not itself a top-level claim is looked up as a path
-// into nested objects (realm_access.roles).
+// into nested objects (realm_access.roles), unless it is a URL.
 func ClaimsIdentity(claims map[string]any, userClaim, groupsClaim string) *Identity {
 	return &Identity{
 		User:              claimString(lookupClaim(claims, userClaim)),
@@ -59,12 +59,30 @@ func extraClaims(claims map[string]any, names []string) map[string]string {
 	return out
 }
 
+// lookupClaim returns the claim name, or, when there is none and name has
+// dots, the member its path names. A namespaced claim (Auth0, Okta:
+// https://example.com/groups) is a URL, never a path: it is looked up only
+// as it is.
 func lookupClaim(claims map[string]any, name string) any {
-	if v, ok := claims[name]; ok {
+	if v, ok := claims[name]; ok || strings.Contains(name, "://") {
 		return v
 	}
 	var cur any = claims
 	for part := range strings.SplitSeq(name, ".") {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		cur = m[part]
+	}
+	return cur
+}
+
+// claimAt follows path through nested objects, each element one member
+// name taken literally (a Keycloak client id may contain dots).
+func claimAt(claims map[string]any, path ...string) any {
+	var cur any = claims
+	for _, part := range path {
 		m, ok := cur.(map[string]any)
 		if !ok {
 			return nil

@@ -35,6 +35,7 @@ type testIdP struct {
 	tweak       func(claims map[string]any)
 	response    func(body map[string]any) // edits the token response last
 	tokenStatus int                       // when not 0, /token answers with it
+	tokenError  string                    // and this error code; "" means server_error
 	userinfo    map[string]any            // nil: no userinfo endpoint
 	discovery   func(doc map[string]any)  // edits the discovery document
 	codes       map[string]testGrant
@@ -56,6 +57,8 @@ func newTestIdP(t testing.TB, clientSecret string) *testIdP {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/openid-configuration", f.serveDiscovery)
+	// Entra's layout: https://login.microsoftonline.com/<tenant>/v2.0 is the issuer.
+	mux.HandleFunc("GET /{tenant}/v2.0/.well-known/openid-configuration", f.serveDiscovery)
 	mux.HandleFunc("GET /keys", func(w http.ResponseWriter, _ *http.Request) {
 		writeTestJSON(w, http.StatusOK, jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{
 			Key: &f.key.PublicKey, KeyID: "k1", Algorithm: string(jose.ES256), Use: "sig",
@@ -166,7 +169,11 @@ func (f *testIdP) serveToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if f.tokenStatus != 0 {
-		writeTestJSON(w, f.tokenStatus, map[string]string{"error": "server_error"})
+		code := f.tokenError
+		if code == "" {
+			code = "server_error"
+		}
+		writeTestJSON(w, f.tokenStatus, map[string]string{"error": code})
 		return
 	}
 	var nonce string

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/url"
 	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
 )
 
 // backchannelLogoutEvent is the member the events claim of a logout token
@@ -44,7 +46,7 @@ func (p *OIDC) VerifyLogoutToken(ctx context.Context, raw string) (*LogoutToken,
 	if err != nil {
 		return nil, err
 	}
-	t, err := d.verifier.Verify(ctx, raw)
+	t, _, err := d.verify(oidc.ClientContext(ctx, p.client), d.verifier, raw)
 	if err != nil {
 		return nil, fmt.Errorf("%w: logout token: %w", ErrRejected, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,12 @@ type OIDCConfig struct {
 	// ExtraClaims are claims copied into Identity.Extra (as strings; lists
 	// comma-joined), for AUTHPROXY_CLAIM_HEADERS.
 	ExtraClaims []string
+	// GroupsRequired, set when AUTHPROXY_ALLOWED_GROUPS is, makes a sign-in
+	// whose token has no groups log a warning that says what to fix.
+	GroupsRequired bool
+	// Hooks adapt the provider to one IdP's quirks; the zero value is plain
+	// OpenID Connect. New sets them by kind.
+	Hooks Hooks
 	// HTTPClient is used for every call to the IdP; nil means a client with
 	// a 10 s timeout.
 	HTTPClient *http.Client
@@ -70,6 +77,8 @@ type discovered struct {
 	verifier   *oidc.IDTokenVerifier
 	provider   *oidc.Provider
 	endSession string
+	// issuer, when not nil, replaces go-oidc's issuer comparison (Hooks.Issuer).
+	issuer IssuerCheck
 }
 
 // NewOIDC returns a provider that has not yet run discovery: call Discover,
@@ -103,21 +112,31 @@ func (p *OIDC) Discover(ctx context.Context) error {
 	if p.found.Load() != nil {
 		return nil
 	}
-	op, err := oidc.NewProvider(oidc.ClientContext(ctx, p.client), p.cfg.IssuerURL)
+	ctx = oidc.ClientContext(ctx, p.client)
+	if p.cfg.Hooks.Issuer != nil {
+		// Not skipped but replaced: Hooks.Issuer checks the document's
+		// issuer below and returns the check every token must pass.
+		ctx = oidc.InsecureIssuerURLContext(ctx, p.cfg.IssuerURL)
+	}
+	op, err := oidc.NewProvider(ctx, p.cfg.IssuerURL)
 	if err != nil {
-		err = fmt.Errorf("%w: discovery at %s: %w", ErrUnavailable, p.cfg.IssuerURL, err)
-		p.mu.Lock()
-		p.lastErr = err
-		p.mu.Unlock()
-		return err
+		return p.failDiscovery(discoveryError(p.cfg.IssuerURL, err))
 	}
 	var extra struct {
+		Issuer     string `json:"issuer"`
 		EndSession string `json:"end_session_endpoint"`
 	}
 	if err := op.Claims(&extra); err != nil {
-		return fmt.Errorf("%w: reading discovery document: %w", ErrUnavailable, err)
+		return p.failDiscovery(fmt.Errorf("%w: reading discovery document: %w", ErrUnavailable, err))
+	}
+	var issuer IssuerCheck
+	if p.cfg.Hooks.Issuer != nil {
+		if issuer, err = p.cfg.Hooks.Issuer(p.cfg.IssuerURL, extra.Issuer); err != nil {
+			return p.failDiscovery(fmt.Errorf("%w: AUTHPROXY_OIDC_ISSUER: %w", ErrUnavailable, err))
+		}
 	}
 	d := &discovered{
+		issuer:   issuer,
 		provider: op,
 		oauth: oauth2.Config{
 			ClientID:     p.cfg.ClientID,
@@ -126,7 +145,7 @@ func (p *OIDC) Discover(ctx context.Context) error {
 			RedirectURL:  p.cfg.RedirectURL,
 			Scopes:       p.cfg.Scopes,
 		},
-		verifier:   op.Verifier(&oidc.Config{ClientID: p.cfg.ClientID, Now: p.cfg.Now}),
+		verifier:   op.Verifier(&oidc.Config{ClientID: p.cfg.ClientID, Now: p.cfg.Now, SkipIssuerCheck: issuer != nil}),
 		endSession: extra.EndSession,
 	}
 	if p.cfg.ClientSecret == "" {
@@ -134,6 +153,50 @@ func (p *OIDC) Discover(ctx context.Context) error {
 	}
 	p.found.Store(d)
 	return nil
+}
+
+// failDiscovery keeps err for Ready and returns it.
+func (p *OIDC) failDiscovery(err error) error {
+	p.mu.Lock()
+	p.lastErr = err
+	p.mu.Unlock()
+	return err
+}
+
+// discoveryError explains a failed discovery; an issuer mismatch names the
+// variable to fix and what it should say.
+func discoveryError(issuer string, err error) error {
+	var mm *oidc.IssuerMismatchError
+	if !errors.As(err, &mm) {
+		return fmt.Errorf("%w: discovery at %s: %w", ErrUnavailable, issuer, err)
+	}
+	hint := "set AUTHPROXY_OIDC_ISSUER to exactly the document's issuer"
+	switch {
+	case strings.TrimSuffix(mm.Provided, "/") == strings.TrimSuffix(mm.Discovered, "/"):
+		hint = "they differ only by the trailing slash; set AUTHPROXY_OIDC_ISSUER to exactly the document's issuer"
+	case strings.Contains(mm.Discovered, "{tenantid}"):
+		hint = "this is a multi-tenant Microsoft Entra endpoint: set AUTHPROXY_PROVIDER=entra"
+	}
+	return fmt.Errorf("%w: AUTHPROXY_OIDC_ISSUER is %q but the discovery document's issuer is %q: %s", ErrUnavailable, mm.Provided, mm.Discovered, hint)
+}
+
+// verify checks raw with v and, when Hooks.Issuer took issuer validation
+// over, its iss; it returns the token and its claims.
+func (d *discovered) verify(ctx context.Context, v *oidc.IDTokenVerifier, raw string) (*oidc.IDToken, map[string]any, error) {
+	t, err := v.Verify(ctx, raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	claims, err := decodeClaims(t.Claims)
+	if err != nil {
+		return nil, nil, fmt.Errorf("decoding claims: %w", err)
+	}
+	if d.issuer != nil {
+		if err := d.issuer(t.Issuer, claims); err != nil {
+			return nil, nil, err
+		}
+	}
+	return t, claims, nil
 }
 
 // DiscoverWithRetry calls Discover until it succeeds or ctx ends, waiting
@@ -188,7 +251,13 @@ func (p *OIDC) AuthCodeURL(state, nonce, verifier string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return d.oauth.AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)), nil
+	opts := []oauth2.AuthCodeOption{oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)}
+	for k, vs := range p.cfg.Hooks.AuthParams {
+		for _, v := range vs {
+			opts = append(opts, oauth2.SetAuthURLParam(k, v))
+		}
+	}
+	return d.oauth.AuthCodeURL(state, opts...), nil
 }
 
 // Exchange implements Provider.
@@ -206,7 +275,7 @@ func (p *OIDC) Exchange(ctx context.Context, code, verifier, nonce string) (*Ide
 	if rawID == "" {
 		return nil, fmt.Errorf("%w: token response has no id_token", ErrRejected)
 	}
-	idt, err := d.verifier.Verify(ctx, rawID)
+	idt, claims, err := d.verify(ctx, d.verifier, rawID)
 	if err != nil {
 		return nil, fmt.Errorf("%w: verifying ID token: %w", ErrRejected, err)
 	}
@@ -218,7 +287,7 @@ func (p *OIDC) Exchange(ctx context.Context, code, verifier, nonce string) (*Ide
 			return nil, fmt.Errorf("%w: at_hash: %w", ErrRejected, err)
 		}
 	}
-	return p.identity(ctx, d, idt, rawID, tok)
+	return p.identity(ctx, d, idt, claims, rawID, tok)
 }
 
 // Refresh implements Provider. When the IdP returns no new ID token, the
@@ -237,11 +306,11 @@ func (p *OIDC) Refresh(ctx context.Context, refreshToken string) (*Identity, err
 	if rawID == "" {
 		return &Identity{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, Expiry: tok.Expiry}, nil
 	}
-	idt, err := d.verifier.Verify(ctx, rawID)
+	idt, claims, err := d.verify(ctx, d.verifier, rawID)
 	if err != nil {
 		return nil, fmt.Errorf("%w: verifying refreshed ID token: %w", ErrRejected, err)
 	}
-	return p.identity(ctx, d, idt, rawID, tok)
+	return p.identity(ctx, d, idt, claims, rawID, tok)
 }
 
 // tokenError classifies a token endpoint failure: a 4xx answer is the
@@ -253,6 +322,9 @@ func tokenError(op string, err error) error {
 		// configuration problem, not the user's.
 		return fmt.Errorf("providers: %s: the IdP refused this client (%s): check AUTHPROXY_CLIENT_ID and AUTHPROXY_CLIENT_SECRET", op, re.ErrorCode)
 	}
+	if errors.As(err, &re) && re.ErrorCode == "invalid_scope" {
+		return fmt.Errorf("providers: %s: the IdP refused the requested scopes (invalid_scope): check AUTHPROXY_SCOPES", op)
+	}
 	if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode >= 400 && re.Response.StatusCode < 500 {
 		return fmt.Errorf("%w: %s: %s", ErrRejected, op, re.ErrorCode)
 	}
@@ -260,16 +332,12 @@ func tokenError(op string, err error) error {
 }
 
 // identity reads the claims authproxy uses from a verified ID token, asking
-// the userinfo endpoint for the email when the ID token lacks it.
-func (p *OIDC) identity(ctx context.Context, d *discovered, idt *oidc.IDToken, rawID string, tok *oauth2.Token) (*Identity, error) {
-	claims, err := decodeClaims(idt.Claims)
-	if err != nil {
-		return nil, fmt.Errorf("%w: decoding ID token claims: %w", ErrRejected, err)
-	}
-	if _, ok := claims["email"]; !ok && d.provider.UserInfoEndpoint() != "" {
-		ui, err := d.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
-		if err == nil && ui.Subject == idt.Subject {
-			if extra, err := decodeClaims(ui.Claims); err == nil {
+// the userinfo endpoint for the email when the ID token lacks it, and runs
+// the hooks.
+func (p *OIDC) identity(ctx context.Context, d *discovered, idt *oidc.IDToken, claims map[string]any, rawID string, tok *oauth2.Token) (*Identity, error) {
+	if _, ok := claims["email"]; !ok {
+		if userinfo := p.userInfoFunc(d, tok.AccessToken, idt.Subject); userinfo != nil {
+			if extra, err := userinfo(ctx); err == nil {
 				for k, v := range extra {
 					if _, ok := claims[k]; !ok {
 						claims[k] = v
@@ -288,5 +356,8 @@ func (p *OIDC) identity(ctx context.Context, d *discovered, idt *oidc.IDToken, r
 	id.AccessToken = tok.AccessToken
 	id.RefreshToken = tok.RefreshToken
 	id.Expiry = tok.Expiry
+	if err := p.applyHooks(ctx, d, &Token{Claims: claims, AccessToken: tok.AccessToken}, id); err != nil {
+		return nil, err
+	}
 	return id, nil
 }

@@ -2,18 +2,27 @@
 // URL, exchanges the code for tokens, verifies the ID token and refreshes.
 //
 // The OIDC provider (NewOIDC) covers any OpenID Connect provider found by
-// discovery; provider quirks are small additions to it.
+// discovery; provider quirks (Keycloak roles, Entra tenants and groups,
+// Google's hosted domain, GitLab's groups) are Hooks added to it, chosen by
+// New. GitHub, which has no OpenID Connect, is a Provider of its own.
 package providers
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
 // ErrUnavailable is returned while the identity provider's discovery document
 // has not been loaded yet (the IdP is down or slow).
 var ErrUnavailable = errors.New("providers: identity provider unavailable")
+
+// ErrDenied wraps ErrRejected for a sign-in whose token is genuine but whose
+// user a provider rule refuses: a Google account outside the hosted domain,
+// an Entra tenant not allowed, a GitHub user outside the organization or
+// teams. Callers that do not branch on it treat it as ErrRejected.
+var ErrDenied = fmt.Errorf("%w: user not allowed by the provider's rules", ErrRejected)
 
 // Provider is an identity provider as authproxy uses it.
 type Provider interface {
@@ -50,4 +59,22 @@ type Identity struct {
 	RefreshToken string
 	// Expiry is the access token's expiry; zero when the IdP gave none.
 	Expiry time.Time
+}
+
+// Discoverer is implemented by the providers that must load a discovery
+// document before they can serve sign-ins: every OpenID Connect kind, not
+// github.
+type Discoverer interface {
+	// Discover fetches the discovery document once.
+	Discover(ctx context.Context) error
+	// DiscoverWithRetry calls Discover until it succeeds or ctx ends.
+	DiscoverWithRetry(ctx context.Context)
+}
+
+// Checker is implemented by providers that can show, for `authproxy check`,
+// what they are configured to do and whether the IdP answers.
+type Checker interface {
+	// Check reaches the IdP once and returns a one-line description of the
+	// provider, or an error naming the variable to fix.
+	Check(ctx context.Context) (string, error)
 }
