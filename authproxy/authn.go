@@ -26,7 +26,7 @@ func (s *Server) protect(w http.ResponseWriter, r *http.Request) {
 	}
 	if d := s.cfg.Policy.Decide(r.Method, clean, nil); !d.NeedsSession {
 		setOutcome(r, outcomePublic, "")
-		s.proxy.ServeHTTP(w, r)
+		s.serveUpstream(w, r)
 		return
 	}
 
@@ -63,8 +63,18 @@ func (s *Server) protect(w http.ResponseWriter, r *http.Request) {
 		var done func()
 		ctx, done = s.streams.track(ctx, sess)
 		defer done()
+		if sess.ID != "bearer" {
+			go s.recheckStream(ctx, r, done)
+		}
 	}
-	s.proxy.ServeHTTP(w, r.WithContext(ctx))
+	s.serveUpstream(w, r.WithContext(ctx))
+}
+
+// serveUpstream proxies r, lifting the read deadline set for authproxy's own
+// answers: uploads and WebSockets take as long as they take.
+func (s *Server) serveUpstream(w http.ResponseWriter, r *http.Request) {
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+	s.proxy.ServeHTTP(w, r)
 }
 
 // cleanRequest refuses (400) a request whose method or path an upstream
@@ -73,7 +83,7 @@ func (s *Server) protect(w http.ResponseWriter, r *http.Request) {
 // forwarded with the cleaned path.
 func (s *Server) cleanRequest(w http.ResponseWriter, r *http.Request) (string, bool) {
 	clean, err := policy.CleanPath(r.URL.EscapedPath())
-	if err != nil || !policy.ValidMethod(r.Method) {
+	if err != nil || !policy.ValidMethod(r.Method) || r.URL.Opaque != "" {
 		setOutcome(r, outcomeBadRequest, "")
 		s.page(w, r, templates.Page{
 			Status:  http.StatusBadRequest,

@@ -101,6 +101,11 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, providers.ErrUnavailable):
 		s.idpUnavailable(w, r, err)
 		return
+	case errors.Is(err, providers.ErrDenied):
+		s.metrics.signIns.WithLabelValues("denied").Inc()
+		s.log.Info("sign-in denied by the provider's rules", "event", "sign_in", "result", "denied", "reason", err.Error())
+		s.forbidden(w, r, err.Error())
+		return
 	case errors.Is(err, providers.ErrRejected):
 		s.metrics.signIns.WithLabelValues("rejected").Inc()
 		s.log.Warn("sign-in rejected", "event", "sign_in", "result", "rejected", "err", err)

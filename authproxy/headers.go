@@ -29,11 +29,23 @@ var identityHeaders = map[string]bool{
 	"x-forwarded-access-token":       true,
 }
 
+// overrideHeaders are client headers some frameworks route or dispatch by
+// instead of the request line (IIS and Symfony's X-Original-URL, Rails' and
+// Laravel's method overrides): the policy judges the request line, so they
+// never reach the upstream.
+var overrideHeaders = map[string]bool{
+	"x-original-url":         true,
+	"x-rewrite-url":          true,
+	"x-http-method-override": true,
+	"x-http-method":          true,
+	"x-method-override":      true,
+}
+
 // isIdentityHeader reports whether a header name, in any case and with "_"
 // standing for "-", could be mistaken for one authproxy vouches for.
 func isIdentityHeader(name string) bool {
 	n := normalizeHeaderName(name)
-	return identityHeaders[n] || strings.HasPrefix(n, "x-auth-request-") || strings.HasPrefix(n, "x-authproxy-")
+	return identityHeaders[n] || overrideHeaders[n] || strings.HasPrefix(n, "x-auth-request-") || strings.HasPrefix(n, "x-authproxy-")
 }
 
 // normalizeHeaderName is the form header names are compared in: lower

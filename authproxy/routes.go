@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -21,6 +22,11 @@ import (
 func (s *Server) routes() http.Handler {
 	own := s.ownRoutes()
 	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A request body must arrive promptly unless the request is proxied
+		// (protect lifts the deadline then): a slow body cannot hold a
+		// connection before authentication, nor while Go's server drains
+		// the unread body of a refused request.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(readHeaderTimeout))
 		if isOwnPath(r.URL.Path) {
 			own.ServeHTTP(w, r)
 			return
@@ -110,6 +116,9 @@ func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) {
 	clean := ""
 	if known {
 		u, err := url.ParseRequestURI(uri)
+		if err == nil && u.Opaque != "" {
+			err = errors.New("opaque request URI")
+		}
 		if err == nil {
 			clean, err = policy.CleanPath(u.EscapedPath())
 		}
