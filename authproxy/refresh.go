@@ -2,6 +2,8 @@ package authproxy
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -31,12 +33,17 @@ const (
 // over and the user must sign in again.
 var errSessionEnded = errors.New("authproxy: identity provider ended the session")
 
-// Locker takes a short lock shared by every replica, so that only one
-// replica spends a session's refresh token. The Redis backend is one.
+// Locker holds what replicas share about refreshes and logouts: short
+// locks, one-time marks and sealed refresh results. The Redis backend is
+// one; session.MemoryBackend serves a single process.
 type Locker interface {
 	// SetNX sets key to value with a TTL unless key exists, and reports
 	// whether it did.
 	SetNX(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error)
+	// Set sets key to value with a TTL.
+	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	// Get returns key's value, or an error wrapping session.ErrNotFound.
+	Get(ctx context.Context, key string) ([]byte, error)
 	// Delete removes key.
 	Delete(ctx context.Context, key string) error
 }
@@ -97,6 +104,10 @@ func (s *Server) refreshIfDue(w http.ResponseWriter, r *http.Request, sess *sess
 			// has already happened: use its result, and hand it on.
 			rf.mu.Unlock()
 			return res.sess, s.saveRefreshed(w, r, res.sess)
+		case errors.Is(res.err, errSessionEnded) && res.previous == sess.RefreshToken:
+			// The IdP refused this refresh token a moment ago.
+			rf.mu.Unlock()
+			return nil, res.err
 		case res.err != nil && now.Sub(res.at) < refreshRetryAfter:
 			rf.mu.Unlock()
 			return sess, nil
@@ -116,7 +127,7 @@ func (s *Server) refreshIfDue(w http.ResponseWriter, r *http.Request, sess *sess
 			return nil, r.Context().Err()
 		}
 	} else {
-		call.sess, call.err = s.refreshOnce(r, sess)
+		call.sess, call.err = s.refreshOnce(w, r, sess)
 		rf.mu.Lock()
 		delete(rf.inflight, sess.ID)
 		rf.done[sess.ID] = refreshResult{sess: call.sess, err: call.err, at: s.now(), previous: sess.RefreshToken}
@@ -136,6 +147,8 @@ func (s *Server) refreshIfDue(w http.ResponseWriter, r *http.Request, sess *sess
 		s.metrics.refreshes.WithLabelValues("unavailable").Inc()
 		s.log.Warn("token refresh failed; keeping the session", "event", "refresh", "result", "unavailable", "user", sess.User, "err", call.err)
 		return sess, nil
+	case !follower:
+		return call.sess, nil // refreshOnce saved it
 	}
 	return call.sess, s.saveRefreshed(w, r, call.sess)
 }
@@ -147,22 +160,44 @@ func (s *Server) saveRefreshed(w http.ResponseWriter, r *http.Request, sess *ses
 	return nil
 }
 
-// refreshOnce spends the session's refresh token, holding the replicas'
-// shared lock when there is one, and returns the refreshed session.
-func (s *Server) refreshOnce(r *http.Request, sess *session.Session) (*session.Session, error) {
+// refreshOnce spends the session's refresh token once across all replicas
+// and saves the result for this request's browser. Under the replicas'
+// shared lock it first looks for a result another replica already got for
+// this very refresh token (published sealed for a minute, so a browser whose
+// next request reaches another replica with the old cookie is not refused),
+// or a session the store already holds refreshed (ticket store); only then
+// does it ask the IdP. The lock is held until the result is saved.
+func (s *Server) refreshOnce(w http.ResponseWriter, r *http.Request, sess *session.Session) (*session.Session, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), refreshTimeout)
 	defer cancel()
-	if s.locker != nil {
-		key := "refresh-lock:" + sess.ID
-		ok, err := s.locker.SetNX(ctx, key, []byte("1"), refreshTimeout)
+	resultKey := refreshResultKey(sess)
+	lockKey := "refresh-lock:" + sess.ID
+	for {
+		if got := s.sharedRefreshResult(ctx, resultKey); got != nil {
+			return got, s.saveRefreshed(w, r, got)
+		}
+		if cur, err := s.store.Load(r); err == nil && cur.RefreshToken != sess.RefreshToken {
+			return cur, nil // refreshed in place by another replica
+		}
+		ok, err := s.locker.SetNX(ctx, lockKey, []byte("1"), refreshTimeout)
 		if err != nil {
 			return nil, fmt.Errorf("authproxy: taking refresh lock: %w", err)
 		}
-		if !ok {
-			return s.awaitOtherReplica(ctx, r, sess)
+		if ok {
+			break
 		}
-		defer s.locker.Delete(context.WithoutCancel(ctx), key)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("authproxy: waiting for another replica's refresh: %w", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
+	defer s.locker.Delete(context.WithoutCancel(ctx), lockKey)
+	// Another replica may have finished between our look and the lock.
+	if got := s.sharedRefreshResult(ctx, resultKey); got != nil {
+		return got, s.saveRefreshed(w, r, got)
+	}
+
 	id, err := s.provider.Refresh(ctx, sess.RefreshToken)
 	if errors.Is(err, providers.ErrRejected) {
 		s.metrics.refreshes.WithLabelValues("refused").Inc()
@@ -196,28 +231,38 @@ func (s *Server) refreshOnce(r *http.Request, sess *session.Session) (*session.S
 			n.User = id.User
 		}
 	}
+	if err := s.saveRefreshed(w, r, &n); err != nil {
+		return nil, err
+	}
+	if sealed, err := s.state.Seal(refreshResultName, &n); err == nil {
+		if err := s.locker.Set(ctx, resultKey, []byte(sealed), refreshedKeep); err != nil {
+			s.log.Warn("publishing the refresh result failed", "err", err)
+		}
+	}
 	s.metrics.refreshes.WithLabelValues("ok").Inc()
 	s.log.Info("session refreshed", "event", "refresh", "result", "ok", "user", n.User)
 	return &n, nil
 }
 
-// awaitOtherReplica waits for the replica holding the refresh lock to save
-// the refreshed session, reading it back from the (shared) store.
-func (s *Server) awaitOtherReplica(ctx context.Context, r *http.Request, sess *session.Session) (*session.Session, error) {
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("authproxy: waiting for another replica's refresh: %w", ctx.Err())
-		case <-tick.C:
-		}
-		cur, err := s.store.Load(r)
-		if errors.Is(err, session.ErrNotFound) {
-			return nil, fmt.Errorf("%w: session ended during refresh", errSessionEnded)
-		}
-		if err == nil && cur.RefreshToken != sess.RefreshToken {
-			return cur, nil
-		}
+// refreshResultName is the name refresh results are sealed under.
+const refreshResultName = "authproxy-refresh-result"
+
+// refreshResultKey names the shared result of spending sess's refresh token:
+// the session id and a hash of the token, never the token itself.
+func refreshResultKey(sess *session.Session) string {
+	sum := sha256.Sum256([]byte(sess.RefreshToken))
+	return "refresh-result:" + sess.ID + ":" + base64.RawURLEncoding.EncodeToString(sum[:12])
+}
+
+// sharedRefreshResult opens a result another replica published, or nil.
+func (s *Server) sharedRefreshResult(ctx context.Context, key string) *session.Session {
+	raw, err := s.locker.Get(ctx, key)
+	if err != nil {
+		return nil
 	}
+	var n session.Session
+	if err := s.state.Open(refreshResultName, string(raw), &n); err != nil {
+		return nil
+	}
+	return &n
 }

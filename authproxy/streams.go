@@ -2,9 +2,11 @@ package authproxy
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/authproxy/authproxy/session"
 )
@@ -55,6 +57,31 @@ func (ss *streams) track(ctx context.Context, sess *session.Session) (context.Co
 		ss.mu.Unlock()
 		cancel()
 		cancelDeadline()
+	}
+}
+
+// streamRecheck is how often an open stream's session is looked up again,
+// so that a sign-out or revocation handled by another replica (which cannot
+// reach this process's streams) still closes it.
+const streamRecheck = 5 * time.Second
+
+// recheckStream closes a stream (calls done) once r's session is no longer
+// valid in the store, checking every streamRecheck until ctx ends. A store
+// that fails (Redis down) leaves the stream open.
+func (s *Server) recheckStream(ctx context.Context, r *http.Request, done func()) {
+	tick := time.NewTicker(streamRecheck)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if _, err := s.store.Load(r); errors.Is(err, session.ErrNotFound) {
+			s.log.Info("closing a stream whose session ended elsewhere", "event", "stream_closed", "path", r.URL.Path)
+			done()
+			return
+		}
 	}
 }
 

@@ -4,6 +4,9 @@
 //
 //	GET /api/whoami   the identity headers it received, as JSON (the end-to-end tests read this)
 //	GET /events       a short Server-Sent-Events stream, to see that streamed responses pass through
+//	                  (?n=N sends N events instead of 5, at most 1000, so a test can hold one open)
+//	GET /ws           a WebSocket (RFC 6455, text frames only): one "tick" message a second, and
+//	                  every text message received is sent back; see handleWebSocket
 //	anything else     an HTML page with the same information and a sign-out link
 //
 // It never shows the access token itself, only whether one arrived. It listens on
@@ -21,6 +24,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -113,7 +117,7 @@ var page = template.Must(template.New("page").Parse(`<!doctype html>
 <tr><th>Path</th><td id="path">{{.Path}}</td></tr>
 <tr><th>Query</th><td id="query">{{.Query}}</td></tr>
 </table>
-<p><a href="/api/whoami">/api/whoami</a> (JSON) · <a href="/events">/events</a> (Server-Sent Events)</p>
+<p><a href="/api/whoami">/api/whoami</a> (JSON) · <a href="/events">/events</a> (Server-Sent Events) · /ws (WebSocket)</p>
 </body>
 </html>
 `))
@@ -136,8 +140,17 @@ func handleWhoami(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// handleEvents sends five "tick" events, 250ms apart, flushing each one.
+// handleEvents sends "tick" events, 250ms apart, flushing each one: five, or ?n= of them (1 to 1000).
 func handleEvents(w http.ResponseWriter, r *http.Request) {
+	count := 5
+	if q := r.URL.Query().Get("n"); q != "" {
+		n, err := strconv.Atoi(q)
+		if err != nil || n < 1 || n > 1000 {
+			http.Error(w, "n must be a whole number from 1 to 1000", http.StatusBadRequest)
+			return
+		}
+		count = n
+	}
 	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
@@ -146,7 +159,7 @@ func handleEvents(w http.ResponseWriter, r *http.Request) {
 	for n := 1; ; n++ {
 		data, _ := json.Marshal(map[string]any{"n": n, "user": r.Header.Get("X-Forwarded-User")})
 		fmt.Fprintf(w, "id: %d\nevent: tick\ndata: %s\n\n", n, data)
-		if err := rc.Flush(); err != nil || n == 5 {
+		if err := rc.Flush(); err != nil || n == count {
 			return
 		}
 		select {
@@ -166,6 +179,7 @@ func main() {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/whoami", handleWhoami)
 	mux.HandleFunc("GET /events", handleEvents)
+	mux.HandleFunc("GET /ws", handleWebSocket)
 	mux.HandleFunc("/", handlePage)
 	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 

@@ -88,3 +88,30 @@ func TestEvents(t *testing.T) {
 		t.Errorf("got %d events; want 5:\n%s", n, body)
 	}
 }
+
+func TestEventsCount(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(handleEvents))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "?n=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(body), "event: tick\n"); n != 2 {
+		t.Errorf("?n=2: got %d events; want 2:\n%s", n, body)
+	}
+	for _, bad := range []string{"0", "1001", "x", "-1"} {
+		resp, err := http.Get(srv.URL + "?n=" + bad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("?n=%s: %s; want 400", bad, resp.Status)
+		}
+	}
+}
