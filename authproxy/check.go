@@ -61,6 +61,9 @@ func Check(ctx context.Context, cfg *Config, w io.Writer) error {
 		warn(fmt.Sprintf("cookie secret: %d keys; the first seals, the others only open (rotation in progress)", len(cfg.CookieSecrets)))
 	}
 
+	if cfg.RedisURL != "" || len(cfg.RedisSentinelAddrs) > 0 || len(cfg.RedisClusterAddrs) > 0 {
+		report(checkRedis(ctx, cfg), "redis: answers")
+	}
 	report(checkUpstream(ctx, cfg), fmt.Sprintf("upstream: %s answers", cfg.Upstream.Redacted()))
 
 	if len(failed) > 0 {
@@ -87,6 +90,21 @@ func checkUpstream(ctx context.Context, cfg *Config) error {
 		return fmt.Errorf("AUTHPROXY_UPSTREAM: %s does not answer: %w", cfg.Upstream.Redacted(), err)
 	}
 	resp.Body.Close()
+	return nil
+}
+
+// checkRedis reports whether the configured Redis answers a PING.
+func checkRedis(ctx context.Context, cfg *Config) error {
+	b, err := newBackend(cfg)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := b.Ping(ctx); err != nil {
+		return fmt.Errorf("AUTHPROXY_REDIS_URL: Redis does not answer: %w", err)
+	}
 	return nil
 }
 

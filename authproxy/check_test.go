@@ -35,6 +35,8 @@ func TestCheckReportsEveryProblem(t *testing.T) {
 			[]string{"AUTHPROXY_OIDC_ISSUER:"}},
 		{"hand-made secret", map[string]string{"AUTHPROXY_COOKIE_SECRET": weakKey},
 			[]string{"AUTHPROXY_COOKIE_SECRET: key 1 has few distinct bytes"}},
+		{"redis down", map[string]string{"AUTHPROXY_SESSION_STORE": "redis", "AUTHPROXY_REDIS_URL": "redis://" + closedAddr(t) + "/0"},
+			[]string{"AUTHPROXY_REDIS_URL: Redis does not answer"}},
 		{"several problems at once", map[string]string{"AUTHPROXY_COOKIE_SECRET": weakKey, "AUTHPROXY_UPSTREAM": "http://" + closedAddr(t)},
 			[]string{"AUTHPROXY_COOKIE_SECRET", "AUTHPROXY_UPSTREAM"}},
 	}
