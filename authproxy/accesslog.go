@@ -3,7 +3,9 @@ package authproxy
 import (
 	"context"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net/http"
+	"strconv"
 	"time"
 )
 
@@ -42,7 +44,7 @@ func setOutcome(r *http.Request, outcome, user string) {
 func (s *Server) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		ri := &requestInfo{id: randomString(9)}
+		ri := &requestInfo{id: requestID()}
 		w.Header().Set("X-Request-Id", ri.id)
 		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
 		s.metrics.inFlight.Inc()
@@ -73,6 +75,12 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), requestInfoKey{}, ri)))
 	})
+}
+
+// requestID returns a short id for logs and pages. It need not be
+// unguessable, only unlikely to repeat, so it avoids crypto/rand's cost.
+func requestID() string {
+	return strconv.FormatUint(mrand.Uint64(), 36)
 }
 
 // recorder captures the status and size of a response. Unwrap lets

@@ -44,8 +44,30 @@ var overrideHeaders = map[string]bool{
 // isIdentityHeader reports whether a header name, in any case and with "_"
 // standing for "-", could be mistaken for one authproxy vouches for.
 func isIdentityHeader(name string) bool {
-	n := normalizeHeaderName(name)
-	return identityHeaders[n] || overrideHeaders[n] || strings.HasPrefix(n, "x-auth-request-") || strings.HasPrefix(n, "x-authproxy-")
+	// Every such name starts with "x-" or "x_": most headers are ruled out
+	// by their first byte, without allocating.
+	if len(name) < 2 || name[0]|0x20 != 'x' || name[1] != '-' && name[1] != '_' {
+		return false
+	}
+	var buf [64]byte
+	if len(name) > len(buf) {
+		n := normalizeHeaderName(name)
+		return strings.HasPrefix(n, "x-auth-request-") || strings.HasPrefix(n, "x-authproxy-")
+	}
+	b := buf[:len(name)]
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'A' && c <= 'Z':
+			c += 'a' - 'A'
+		case c == '_':
+			c = '-'
+		}
+		b[i] = c
+	}
+	// string(b) in a map index or comparison does not allocate.
+	return identityHeaders[string(b)] || overrideHeaders[string(b)] ||
+		len(b) >= 15 && string(b[:15]) == "x-auth-request-" || len(b) >= 12 && string(b[:12]) == "x-authproxy-"
 }
 
 // normalizeHeaderName is the form header names are compared in: lower
@@ -58,7 +80,7 @@ func normalizeHeaderName(name string) string {
 // built-in identity headers and the extra names (normalized) in claims.
 func deleteIdentityHeaders(h http.Header, claims ...map[string]bool) {
 	for name := range h {
-		if isIdentityHeader(name) || len(claims) > 0 && claims[0][normalizeHeaderName(name)] {
+		if isIdentityHeader(name) || len(claims) > 0 && len(claims[0]) > 0 && claims[0][normalizeHeaderName(name)] {
 			delete(h, name)
 		}
 	}

