@@ -129,20 +129,33 @@ func (s *Server) decide(method, clean string, sess *session.Session) string {
 // there is no usable session (none, invalid, or ended by the IdP at
 // refresh), and other errors when the store failed.
 func (s *Server) session(w http.ResponseWriter, r *http.Request) (*session.Session, error) {
-	start := time.Now()
-	sess, err := s.store.Load(r)
-	s.metrics.observeStore("load", start, err != nil && !errors.Is(err, session.ErrNotFound))
-	if err != nil {
-		return nil, err
-	}
 	now := s.now()
+	var sess *session.Session
+	var key string
+	if s.cache != nil {
+		if key = s.cache.key(r); key != "" {
+			sess = s.cache.get(key, now)
+		}
+	}
+	if sess == nil {
+		start := time.Now()
+		var err error
+		sess, err = s.store.Load(r)
+		s.metrics.observeStore("load", start, err != nil && !errors.Is(err, session.ErrNotFound))
+		if err != nil {
+			return nil, err
+		}
+		if key != "" {
+			s.cache.put(key, sess)
+		}
+	}
 	if idle := s.cfg.SessionIdleTimeout; idle > 0 && !now.Before(sess.LastActive().Add(idle)) {
-		_ = s.store.Clear(w, r)
+		s.clearSession(w, r)
 		return nil, fmt.Errorf("%w: idle for %s", session.ErrNotFound, idle)
 	}
-	sess, err = s.refreshIfDue(w, r, sess)
+	sess, err := s.refreshIfDue(w, r, sess)
 	if errors.Is(err, errSessionEnded) {
-		_ = s.store.Clear(w, r)
+		s.clearSession(w, r)
 		return nil, fmt.Errorf("%w: %w", session.ErrNotFound, err)
 	}
 	if err != nil {
@@ -153,6 +166,7 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request) (*session.Sessi
 		// costs one store write a minute, not one per request.
 		touched := *sess
 		touched.LastSeen, touched.IdleTimeout = now, s.cfg.SessionIdleTimeout
+		s.cache.reset()
 		if err := s.store.Save(w, r, &touched); err != nil {
 			if errors.Is(err, session.ErrNotFound) {
 				return nil, err
@@ -163,6 +177,12 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request) (*session.Sessi
 		}
 	}
 	return sess, nil
+}
+
+// clearSession ends the request's session in the store and the cache.
+func (s *Server) clearSession(w http.ResponseWriter, r *http.Request) {
+	s.cache.reset()
+	_ = s.store.Clear(w, r)
 }
 
 // idleTouchEvery is how often a session's activity is recorded.

@@ -124,7 +124,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	if reason != "" {
 		s.metrics.signIns.WithLabelValues("denied").Inc()
 		s.log.Info("sign-in denied", "event", "sign_in", "result", "denied", "user", id.User, "reason", reason)
-		_ = s.store.Clear(w, r)
+		s.clearSession(w, r)
 		s.forbidden(w, r, reason)
 		return
 	}

@@ -21,6 +21,7 @@ func (s *Server) signOut(w http.ResponseWriter, r *http.Request) {
 	if err != nil && !errors.Is(err, session.ErrNotFound) {
 		s.log.Warn("session store failed at sign-out; clearing the cookie anyway", "err", err)
 	}
+	s.cache.reset()
 	if err := s.store.Clear(w, r); err != nil {
 		s.internalError(w, r, "clearing session", err)
 		return
@@ -118,6 +119,7 @@ func (s *Server) revoke(ctx context.Context, tok *providers.LogoutToken) (int, e
 	} else {
 		n, err = rv.RevokeSubject(ctx, tok.Subject)
 	}
+	s.cache.reset()
 	if err != nil {
 		return 0, err
 	}

@@ -154,6 +154,7 @@ func (s *Server) refreshIfDue(w http.ResponseWriter, r *http.Request, sess *sess
 }
 
 func (s *Server) saveRefreshed(w http.ResponseWriter, r *http.Request, sess *session.Session) error {
+	s.cache.reset()
 	if err := s.store.Save(w, r, sess); err != nil {
 		return fmt.Errorf("authproxy: saving refreshed session: %w", err)
 	}

@@ -69,6 +69,7 @@ type Server struct {
 	refresher *refresher
 	streams   *streams
 	metrics   *metrics
+	cache     *sessionCache // nil unless every revocation reaches this process
 
 	identity *identitySigner // nil unless AUTHPROXY_UPSTREAM_JWT
 	bearers  bearerCache
@@ -100,6 +101,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if s.locker == nil {
 		s.locker = session.NewMemoryBackend(nil)
+	}
+	if c := opts.Config; c.SessionStore == "cookie" && c.RedisURL == "" && len(c.RedisSentinelAddrs) == 0 && len(c.RedisClusterAddrs) == 0 {
+		s.cache = newSessionCache(c.CookieName)
 	}
 	s.claimHeaderNames = map[string]bool{}
 	for _, ch := range opts.Config.ClaimHeaders {
