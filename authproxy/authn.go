@@ -131,9 +131,10 @@ func (s *Server) decide(method, clean string, sess *session.Session) string {
 func (s *Server) session(w http.ResponseWriter, r *http.Request) (*session.Session, error) {
 	now := s.now()
 	var sess *session.Session
-	var key string
+	var key [32]byte
+	var cacheable bool
 	if s.cache != nil {
-		if key = s.cache.key(r); key != "" {
+		if key, cacheable = s.cache.key(r); cacheable {
 			sess = s.cache.get(key, now)
 		}
 	}
@@ -145,7 +146,7 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request) (*session.Sessi
 		if err != nil {
 			return nil, err
 		}
-		if key != "" {
+		if cacheable {
 			s.cache.put(key, sess)
 		}
 	}

@@ -1,6 +1,7 @@
 package authproxy
 
 import (
+	"crypto/sha256"
 	"net/http"
 	"strings"
 	"sync"
@@ -9,8 +10,10 @@ import (
 	"github.com/authproxy/authproxy/session"
 )
 
-// sessionCacheSize bounds the opened-session cache; when full it starts over.
-const sessionCacheSize = 10000
+// sessionCacheSize bounds the opened-session cache (each entry holds a
+// decoded session, ~3-4 KB with Dex's tokens); when full it starts over, so
+// memory stays bounded however many users are active.
+const sessionCacheSize = 2000
 
 // sessionCache remembers the sessions opened from exact session-cookie
 // values, so that a browser's repeated requests skip decrypting and decoding
@@ -23,32 +26,35 @@ type sessionCache struct {
 	name string // the session cookie name
 
 	mu sync.RWMutex
-	m  map[string]*session.Session
+	m  map[[32]byte]*session.Session
 }
 
 func newSessionCache(cookieName string) *sessionCache {
-	return &sessionCache{name: cookieName, m: make(map[string]*session.Session)}
+	return &sessionCache{name: cookieName, m: make(map[[32]byte]*session.Session)}
 }
 
-// key returns the request's session cookies (the bare cookie or its
-// chunks, in order) as one string, or "" when it has none.
-func (c *sessionCache) key(r *http.Request) string {
-	var b strings.Builder
+// key returns a SHA-256 of the request's session cookies (the bare cookie
+// or its chunks, in order), and false when it has none.
+func (c *sessionCache) key(r *http.Request) ([32]byte, bool) {
+	var b []byte
 	for _, line := range r.Header["Cookie"] {
 		for part := range strings.SplitSeq(line, ";") {
 			part = strings.TrimSpace(part)
 			name, _, _ := strings.Cut(part, "=")
 			if isOwnCookie(name, c.name) && !strings.HasPrefix(name, c.name+"_csrf_") {
-				b.WriteString(part)
-				b.WriteByte(';')
+				b = append(b, part...)
+				b = append(b, ';')
 			}
 		}
 	}
-	return b.String()
+	if len(b) == 0 {
+		return [32]byte{}, false
+	}
+	return sha256.Sum256(b), true
 }
 
 // get returns the cached session for key when it is still usable at now.
-func (c *sessionCache) get(key string, now time.Time) *session.Session {
+func (c *sessionCache) get(key [32]byte, now time.Time) *session.Session {
 	c.mu.RLock()
 	sess := c.m[key]
 	c.mu.RUnlock()
@@ -58,7 +64,7 @@ func (c *sessionCache) get(key string, now time.Time) *session.Session {
 	return sess
 }
 
-func (c *sessionCache) put(key string, sess *session.Session) {
+func (c *sessionCache) put(key [32]byte, sess *session.Session) {
 	c.mu.Lock()
 	if len(c.m) >= sessionCacheSize {
 		clear(c.m)
