@@ -57,7 +57,7 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 			case outcome == "":
 				outcome = outcomeEndpoint
 			}
-			s.metrics.requests.WithLabelValues(outcome).Inc()
+			s.metrics.countRequest(outcome)
 			level := slog.LevelInfo
 			if rec.status >= 500 {
 				level = slog.LevelWarn

@@ -25,8 +25,11 @@ const (
 // metrics are authproxy's Prometheus metrics, in a registry of the Server's
 // own (no global state).
 type metrics struct {
-	reg         *prometheus.Registry
-	requests    *prometheus.CounterVec
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	// byOutcome holds requests' counters resolved once, so counting a
+	// request hashes no labels.
+	byOutcome   map[string]prometheus.Counter
 	inFlight    prometheus.Gauge
 	signIns     *prometheus.CounterVec
 	refreshes   *prometheus.CounterVec
@@ -74,6 +77,10 @@ func newMetrics(version string) *metrics {
 			Help: "Back-channel logout requests, by result (ok, refused, error).",
 		}, []string{"result"}),
 	}
+	m.byOutcome = map[string]prometheus.Counter{}
+	for _, o := range []string{outcomeProxied, outcomePublic, outcomeSignIn, outcomeUnauth, outcomeForbidden, outcomeBadRequest, outcomeEndpoint, outcomeError} {
+		m.byOutcome[o] = m.requests.WithLabelValues(o)
+	}
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "authproxy_build_info",
 		Help: "Always 1; labels say which build is running.",
@@ -96,6 +103,15 @@ func (s *Server) MetricsHandler() http.Handler {
 // handler serves the metrics in the Prometheus text format.
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// countRequest counts one request with this outcome.
+func (m *metrics) countRequest(outcome string) {
+	if c := m.byOutcome[outcome]; c != nil {
+		c.Inc()
+		return
+	}
+	m.requests.WithLabelValues(outcome).Inc()
 }
 
 // observeStore records one session store operation's duration and failure.
