@@ -30,18 +30,13 @@ func (s *Server) protect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	var sess *session.Session
-	var err error
-	if tok, ok := bearerToken(r); ok {
-		sess, err = s.bearerSession(r, tok)
-		if errors.Is(err, errBadBearer) {
-			s.badBearer(w, r, err)
-			return
-		}
-	} else {
-		sess, err = s.session(w, r)
-		// Only a verified bearer token reaches the upstream in
-		// Authorization on a route that needs a session.
+	sess, answered, err := s.identify(w, r)
+	if answered {
+		return
+	}
+	// Only a verified bearer token reaches the upstream in Authorization
+	// on a route that needs a session.
+	if _, bearer := bearerToken(r); !bearer {
 		r.Header.Del("Authorization")
 	}
 	switch {
@@ -75,6 +70,23 @@ func (s *Server) protect(w http.ResponseWriter, r *http.Request) {
 func (s *Server) serveUpstream(w http.ResponseWriter, r *http.Request) {
 	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 	s.proxy.ServeHTTP(w, r)
+}
+
+// identify returns who makes the request: an API client's verified bearer
+// token, or the browser's session. answered is true when it has already
+// answered the request (a refused bearer token: 401).
+func (s *Server) identify(w http.ResponseWriter, r *http.Request) (sess *session.Session, answered bool, err error) {
+	tok, ok := bearerToken(r)
+	if !ok {
+		sess, err = s.session(w, r)
+		return sess, false, err
+	}
+	sess, err = s.bearerSession(r, tok)
+	if errors.Is(err, errBadBearer) {
+		s.badBearer(w, r, err)
+		return nil, true, err
+	}
+	return sess, false, err
 }
 
 // cleanRequest refuses (400) a request whose method or path an upstream

@@ -133,16 +133,9 @@ func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	var sess *session.Session
-	var err error
-	if tok, ok := bearerToken(r); ok {
-		sess, err = s.bearerSession(r, tok)
-		if errors.Is(err, errBadBearer) {
-			s.badBearer(w, r, err)
-			return
-		}
-	} else {
-		sess, err = s.session(w, r)
+	sess, answered, err := s.identify(w, r)
+	if answered {
+		return
 	}
 	if err != nil {
 		s.storeError(w, r, err)
