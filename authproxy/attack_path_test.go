@@ -15,11 +15,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
-
-	"github.com/authproxy/authproxy/providers"
-	"github.com/authproxy/authproxy/session"
-	"github.com/authproxy/authproxy/templates"
 )
 
 // The path matrix: request-targets written raw, meant to reach /admin of
@@ -399,36 +394,10 @@ func TestUpstreamReadings(t *testing.T) {
 // never reached: it serves anonymous API requests only.
 func newPolicyServer(tb testing.TB, upstream string) *Server {
 	tb.Helper()
-	cfg, err := LoadConfig(mapLookup(map[string]string{
-		"AUTHPROXY_UPSTREAM":         upstream,
-		"AUTHPROXY_OIDC_ISSUER":      "http://127.0.0.1:1/unused",
-		"AUTHPROXY_CLIENT_ID":        "c",
-		"AUTHPROXY_REDIRECT_URL":     "http://127.0.0.1/oauth2/callback",
-		"AUTHPROXY_COOKIE_SECRET":    testCookieSecret,
+	srv, _ := newPublicServer(tb, upstream, map[string]string{
 		"AUTHPROXY_POLICY_FILE":      attackPolicy(tb, "public"),
 		"AUTHPROXY_SKIP_AUTH_ROUTES": "GET /status, /static/",
-	}))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	codec, err := session.NewCodec([][]byte{[]byte(cfg.CookieSecrets[0].Reveal())}, time.Hour)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	pages, err := templates.New("")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	srv, err := New(Options{
-		Config:     cfg,
-		Provider:   providers.NewOIDC(providers.OIDCConfig{IssuerURL: cfg.Issuer.String()}),
-		Store:      session.NewCookieStore(codec, session.CookieOptions{}, nil),
-		StateCodec: codec,
-		Templates:  pages,
 	})
-	if err != nil {
-		tb.Fatal(err)
-	}
 	return srv
 }
 

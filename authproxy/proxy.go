@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"iter"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -148,16 +149,8 @@ func removeOwnCookies(h http.Header, name string) {
 		return
 	}
 	var kept []string
-	for _, line := range lines {
-		for part := range strings.SplitSeq(line, ";") {
-			part = strings.TrimSpace(part)
-			if part == "" {
-				continue
-			}
-			n, _, _ := strings.Cut(part, "=")
-			if isOwnCookie(strings.TrimSpace(n), name) {
-				continue
-			}
+	for part, cookie := range cookieParts(lines) {
+		if !isOwnCookie(cookie, name) {
 			kept = append(kept, part)
 		}
 	}
@@ -166,6 +159,24 @@ func removeOwnCookies(h http.Header, name string) {
 		return
 	}
 	h["Cookie"] = []string{strings.Join(kept, "; ")}
+}
+
+// cookieParts yields each "name=value" of Cookie header lines, trimmed, with
+// its name, byte for byte as the client sent it.
+func cookieParts(lines []string) iter.Seq2[string, string] {
+	return func(yield func(part, name string) bool) {
+		for _, line := range lines {
+			for part := range strings.SplitSeq(line, ";") {
+				if part = strings.TrimSpace(part); part == "" {
+					continue
+				}
+				name, _, _ := strings.Cut(part, "=")
+				if !yield(part, strings.TrimSpace(name)) {
+					return
+				}
+			}
+		}
+	}
 }
 
 // isOwnCookie reports whether a cookie name belongs to authproxy: the

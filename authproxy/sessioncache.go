@@ -37,14 +37,10 @@ func newSessionCache(cookieName string) *sessionCache {
 // or its chunks, in order), and false when it has none.
 func (c *sessionCache) key(r *http.Request) ([32]byte, bool) {
 	var b []byte
-	for _, line := range r.Header["Cookie"] {
-		for part := range strings.SplitSeq(line, ";") {
-			part = strings.TrimSpace(part)
-			name, _, _ := strings.Cut(part, "=")
-			if isOwnCookie(name, c.name) && !strings.HasPrefix(name, c.name+"_csrf_") {
-				b = append(b, part...)
-				b = append(b, ';')
-			}
+	for part, name := range cookieParts(r.Header["Cookie"]) {
+		if isOwnCookie(name, c.name) && !strings.HasPrefix(name, c.name+"_csrf_") {
+			b = append(b, part...)
+			b = append(b, ';')
 		}
 	}
 	if len(b) == 0 {

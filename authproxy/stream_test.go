@@ -20,7 +20,7 @@ import (
 // and /slow routes are public, so serving and streaming can be tested
 // without signing in. Its IdP is never reached. env adds or overrides
 // variables.
-func newPublicServer(t *testing.T, upstream string, env map[string]string) (*Server, *Config) {
+func newPublicServer(t testing.TB, upstream string, env map[string]string) (*Server, *Config) {
 	t.Helper()
 	vars := map[string]string{
 		"AUTHPROXY_UPSTREAM":         upstream,
