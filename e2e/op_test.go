@@ -136,14 +136,9 @@ func requireOIDCProvider(t *testing.T) (node, script string) {
 	return node, script
 }
 
-// startOIDCProvider starts e2e/oidcprovider on a free loopback port and waits for its discovery
-// document. It is stopped when the test ends; its log (one line per request) is printed if the
-// test failed.
-func startOIDCProvider(t *testing.T, opts opOptions) *oidcProvider {
-	t.Helper()
-	return startOIDCProviderIn(t, opProcs(t), opts)
-}
-
+// startOIDCProviderIn starts e2e/oidcprovider among procs on a free loopback port and waits for
+// its discovery document. It is stopped when the test ends; its log (one line per request) is
+// printed if the test failed.
 func startOIDCProviderIn(t *testing.T, procs *testStack, opts opOptions) *oidcProvider {
 	t.Helper()
 	node, script := requireOIDCProvider(t)
