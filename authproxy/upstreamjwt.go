@@ -5,13 +5,16 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -28,13 +31,13 @@ const (
 	jwksPath = "/.well-known/jwks.json"
 	// upstreamJWTLifetime is how long one signed identity is valid.
 	upstreamJWTLifetime = 2 * time.Minute
-	// upstreamJWTCacheSize bounds the per-session cache of signed tokens.
+	// upstreamJWTCacheSize bounds the cache of signed tokens.
 	upstreamJWTCacheSize = 10000
 )
 
 // identitySigner signs short-lived ES256 JWTs that tell the upstream who
 // the user is, and publishes its public key as a JWKS. A token is reused
-// for the same session until it is close to expiry, so most requests cost
+// for the same identity until it is close to expiry, so most requests cost
 // a map lookup, not a signature.
 type identitySigner struct {
 	signer   jose.Signer
@@ -44,7 +47,7 @@ type identitySigner struct {
 	now      func() time.Time
 
 	mu    sync.Mutex
-	cache map[string]signedIdentity
+	cache map[[32]byte]signedIdentity
 }
 
 type signedIdentity struct {
@@ -82,7 +85,7 @@ func newIdentitySigner(keyFile, issuer, audience string, now func() time.Time) (
 	if err != nil {
 		return nil, fmt.Errorf("authproxy: upstream JWKS: %w", err)
 	}
-	return &identitySigner{signer: signer, jwks: jwks, issuer: issuer, audience: audience, now: now, cache: map[string]signedIdentity{}}, nil
+	return &identitySigner{signer: signer, jwks: jwks, issuer: issuer, audience: audience, now: now, cache: map[[32]byte]signedIdentity{}}, nil
 }
 
 func loadOrMakeKey(keyFile string) (*ecdsa.PrivateKey, error) {
@@ -111,7 +114,7 @@ func loadOrMakeKey(keyFile string) (*ecdsa.PrivateKey, error) {
 // token returns a signed identity for sess, valid for at least a minute.
 func (is *identitySigner) token(sess *session.Session) (string, error) {
 	now := is.now()
-	key := sess.ID + "\x00" + sess.TokenExpiry.String()
+	key := identityKey(sess)
 	is.mu.Lock()
 	cached, ok := is.cache[key]
 	is.mu.Unlock()
@@ -145,6 +148,32 @@ func (is *identitySigner) token(sess *session.Session) (string, error) {
 	is.cache[key] = signedIdentity{token: tok, expiry: exp}
 	is.mu.Unlock()
 	return tok, nil
+}
+
+// identityKey names the signed identity sess would get: a SHA-256 over
+// every claim the token carries and the session's end, which caps its
+// expiry. Two sessions share a key only if their tokens would say the same,
+// so one client can never be handed another's identity (bearer-token
+// "sessions" all have the same ID, and tokens can expire in the same second).
+func identityKey(sess *session.Session) [32]byte {
+	h := sha256.New()
+	field := func(v string) {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(v)))
+		h.Write(n[:])
+		h.Write([]byte(v))
+	}
+	field(sess.User)
+	field(sess.Email)
+	field(sess.PreferredUsername)
+	field(strconv.Itoa(len(sess.Groups)))
+	for _, g := range sess.Groups {
+		field(g)
+	}
+	field(strconv.FormatInt(sess.ExpiresAt.UnixNano(), 10))
+	var key [32]byte
+	h.Sum(key[:0])
+	return key
 }
 
 // serveJWKS publishes the public key.

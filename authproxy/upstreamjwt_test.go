@@ -71,3 +71,40 @@ func TestUpstreamJWTVerifiesWithPublishedJWKS(t *testing.T) {
 		}
 	}
 }
+
+// TestUpstreamJWTNeverCrossesIdentities is issue 11's finding 1: two API
+// clients whose bearer tokens expire in the same second each get a signed
+// identity of their own, never the other's (every bearer "session" has the
+// same ID, so a cache keyed by ID and expiry handed out the first one's).
+func TestUpstreamJWTNeverCrossesIdentities(t *testing.T) {
+	e := newTestEnv(t, withVar("AUTHPROXY_UPSTREAM_JWT", "true"))
+	exp := time.Now().Add(time.Hour).Unix()
+	token := func(sub, email string, groups []string) string {
+		return e.idp.sign(map[string]any{
+			"iss": e.idp.URL(), "aud": "authproxy-test", "sub": sub, "email": email, "email_verified": true,
+			"groups": groups, "iat": time.Now().Unix(), "exp": exp,
+		})
+	}
+	clients := []struct{ sub, email, groups string }{
+		{"robot-a", "a@example.com", "robots"},
+		{"robot-b", "b@example.com", "admins"},
+	}
+	for round := range 2 { // the second round is served from the cache
+		for _, c := range clients {
+			r := e.request(t, e.browser(), http.MethodGet, "/api", "Accept", "application/json",
+				"Authorization", "Bearer "+token(c.sub, c.email, []string{c.groups}))
+			raw := fromUpstream(t, r).Header.Get(headerUpstreamJWT)
+			parsed, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256})
+			if err != nil {
+				t.Fatalf("round %d, %s: upstream JWT %q: %v", round, c.sub, raw, err)
+			}
+			var got identityClaims
+			if err := parsed.UnsafeClaimsWithoutVerification(&got); err != nil {
+				t.Fatal(err)
+			}
+			if got.Subject != c.sub || got.Email != c.email || strings.Join(got.Groups, ",") != c.groups {
+				t.Errorf("round %d: client %s got the identity sub %q email %q groups %q", round, c.sub, got.Subject, got.Email, got.Groups)
+			}
+		}
+	}
+}
