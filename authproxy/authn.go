@@ -145,8 +145,10 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request) (*session.Sessi
 	var sess *session.Session
 	var key [32]byte
 	var cacheable bool
+	var gen uint64
 	if s.cache != nil {
 		if key, cacheable = s.cache.key(r); cacheable {
+			gen = s.cache.generation()
 			sess = s.cache.get(key, now)
 		}
 	}
@@ -159,7 +161,7 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request) (*session.Sessi
 			return nil, err
 		}
 		if cacheable {
-			s.cache.put(key, sess)
+			s.cache.put(key, sess, gen)
 		}
 	}
 	if idle := s.cfg.SessionIdleTimeout; idle > 0 && !now.Before(sess.LastActive().Add(idle)) {
@@ -179,8 +181,9 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request) (*session.Sessi
 		// costs one store write a minute, not one per request.
 		touched := *sess
 		touched.LastSeen, touched.IdleTimeout = now, s.cfg.SessionIdleTimeout
+		err := s.store.Save(w, r, &touched)
 		s.cache.reset()
-		if err := s.store.Save(w, r, &touched); err != nil {
+		if err != nil {
 			if errors.Is(err, session.ErrNotFound) {
 				return nil, err
 			}
@@ -194,8 +197,8 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request) (*session.Sessi
 
 // clearSession ends the request's session in the store and the cache.
 func (s *Server) clearSession(w http.ResponseWriter, r *http.Request) {
-	s.cache.reset()
 	_ = s.store.Clear(w, r)
+	s.cache.reset() // after Clear has recorded the revocation
 }
 
 // idleTouchEvery is how often a session's activity is recorded.

@@ -21,8 +21,9 @@ func (s *Server) signOut(w http.ResponseWriter, r *http.Request) {
 	if err != nil && !errors.Is(err, session.ErrNotFound) {
 		s.log.Warn("session store failed at sign-out; clearing the cookie anyway", "err", err)
 	}
-	s.cache.reset()
-	if err := s.store.Clear(w, r); err != nil {
+	err = s.store.Clear(w, r)
+	s.cache.reset() // after Clear has recorded the revocation
+	if err != nil {
 		s.internalError(w, r, "clearing session", err)
 		return
 	}

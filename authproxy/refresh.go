@@ -154,8 +154,9 @@ func (s *Server) refreshIfDue(w http.ResponseWriter, r *http.Request, sess *sess
 }
 
 func (s *Server) saveRefreshed(w http.ResponseWriter, r *http.Request, sess *session.Session) error {
+	err := s.store.Save(w, r, sess)
 	s.cache.reset()
-	if err := s.store.Save(w, r, sess); err != nil {
+	if err != nil {
 		return fmt.Errorf("authproxy: saving refreshed session: %w", err)
 	}
 	return nil

@@ -11,8 +11,9 @@ import (
 )
 
 // sessionCacheSize bounds the opened-session cache (each entry holds a
-// decoded session, ~3-4 KB with Dex's tokens); when full it starts over, so
-// memory stays bounded however many users are active.
+// decoded session, ~3-4 KB with Dex's tokens); when full a quarter of it,
+// picked at random, makes room, so memory stays bounded however many users
+// are active and the cache never empties all at once.
 const sessionCacheSize = 2000
 
 // sessionCache remembers the sessions opened from exact session-cookie
@@ -22,11 +23,17 @@ const sessionCacheSize = 2000
 // checked on every hit. It is used only when every revocation reaches this
 // process (the cookie store without Redis), and any sign-out, revocation or
 // refresh here empties it, so revocation takes effect at once.
+//
+// A load that was in flight when the cache was emptied must not put back a
+// session that has since been revoked: callers take the generation before
+// loading and put with it, and put refuses a generation that reset has
+// passed. Revocations must be recorded in the store before reset is called.
 type sessionCache struct {
 	name string // the session cookie name
 
-	mu sync.RWMutex
-	m  map[[32]byte]*session.Session
+	mu  sync.RWMutex
+	m   map[[32]byte]*session.Session
+	gen uint64 // incremented by every reset
 }
 
 func newSessionCache(cookieName string) *sessionCache {
@@ -60,21 +67,43 @@ func (c *sessionCache) get(key [32]byte, now time.Time) *session.Session {
 	return sess
 }
 
-func (c *sessionCache) put(key [32]byte, sess *session.Session) {
-	c.mu.Lock()
-	if len(c.m) >= sessionCacheSize {
-		clear(c.m)
-	}
-	c.m[key] = sess
-	c.mu.Unlock()
+// generation returns the cache's generation, to be taken before a load
+// whose result is then put.
+func (c *sessionCache) generation() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.gen
 }
 
-// reset forgets every cached session.
+// put remembers sess under key, unless the cache has been reset since gen
+// was taken: the session may have been revoked while it was being loaded.
+func (c *sessionCache) put(key [32]byte, sess *session.Session, gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
+	if len(c.m) >= sessionCacheSize {
+		// Map iteration order is random: this evicts a random quarter.
+		n := sessionCacheSize / 4
+		for k := range c.m {
+			delete(c.m, k)
+			if n--; n == 0 {
+				break
+			}
+		}
+	}
+	c.m[key] = sess
+}
+
+// reset forgets every cached session and refuses every put of a load that
+// started before it. Call it after the store has recorded a revocation.
 func (c *sessionCache) reset() {
 	if c == nil {
 		return
 	}
 	c.mu.Lock()
 	clear(c.m)
+	c.gen++
 	c.mu.Unlock()
 }
