@@ -390,3 +390,45 @@ func TestLimitConcurrentSignInStarts(t *testing.T) {
 	stillServes(t, addr)
 	t.Logf("%d concurrent sign-in starts (16 at a time): heap %+d bytes; state cookies up to %d bytes, each its own", n, growth, maxCookie)
 }
+
+// TestLimitHeaderBlockIsExact is issue 11's finding 5: the 64 KiB header
+// limit holds to the byte on every path (Go's server alone lets about 4 KiB
+// more through, so a 64 KiB cookie got a sign-in redirect, not 431).
+func TestLimitHeaderBlockIsExact(t *testing.T) {
+	_, addr := serveForLimits(t)
+	// request builds a request whose request line and header lines (the
+	// final empty line not counted) are exactly size bytes, padding in the
+	// named header.
+	request := func(path, pad string, size int) string {
+		head := "GET " + path + " HTTP/1.1\r\nHost: app\r\nAccept: text/html\r\nConnection: close\r\n"
+		prefix := pad + ": "
+		if pad == "Cookie" {
+			prefix += "app="
+		}
+		fill := size - len(head) - len(prefix) - 2
+		return head + prefix + strings.Repeat("v", fill) + "\r\n\r\n"
+	}
+	for _, path := range []string{"/public/x", "/app", startPath, callbackPath + "?state=x&code=y", healthPath} {
+		for _, pad := range []string{"X-Pad", "Cookie"} {
+			for _, tc := range []struct {
+				size    int
+				tooLong bool
+			}{
+				{maxHeaderBytes, false},
+				{maxHeaderBytes + 1, true},
+				{maxHeaderBytes + 1024, true},
+			} {
+				t.Run(fmt.Sprintf("%s %s %d bytes", path, pad, tc.size), func(t *testing.T) {
+					resp, body, err := exchange(t, addr, []byte(request(path, pad, tc.size)))
+					if err != nil {
+						t.Fatalf("got %v, want a response", err)
+					}
+					if got := resp.StatusCode == http.StatusRequestHeaderFieldsTooLarge; got != tc.tooLong {
+						t.Errorf("got %d, want 431: %v; body %.200s", resp.StatusCode, tc.tooLong, body)
+					}
+				})
+			}
+		}
+	}
+	stillServes(t, addr)
+}

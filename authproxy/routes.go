@@ -15,7 +15,8 @@ import (
 	"github.com/authproxy/authproxy/session"
 )
 
-// routes is the whole route table. Identity headers are stripped from every
+// routes is the whole route table. A header block over the limit is refused
+// first (431), then identity headers are stripped from every
 // request before anything else sees it, skip-auth routes and authproxy's own
 // endpoints included. authproxy's own paths are routed by chi; every other
 // request, whatever its method (WebDAV's PROPFIND too), goes to protect.
@@ -33,7 +34,7 @@ func (s *Server) routes() http.Handler {
 		}
 		s.protect(w, r)
 	})
-	return s.accessLog(s.stripIdentityHeaders(h))
+	return s.accessLog(s.limitHeaderBlock(s.stripIdentityHeaders(h)))
 }
 
 // isOwnPath reports whether a request path is one of authproxy's endpoints
