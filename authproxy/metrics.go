@@ -37,6 +37,8 @@ type metrics struct {
 	storeErrors *prometheus.CounterVec
 	upstream    *prometheus.HistogramVec
 	logouts     *prometheus.CounterVec
+	// tlsReloads counts loads of a changed TLS certificate, by result.
+	tlsReloads *prometheus.CounterVec
 }
 
 func newMetrics(version string) *metrics {
@@ -76,6 +78,10 @@ func newMetrics(version string) *metrics {
 			Name: "authproxy_backchannel_logouts_total",
 			Help: "Back-channel logout requests, by result (ok, refused, error).",
 		}, []string{"result"}),
+		tlsReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authproxy_tls_certificate_reloads_total",
+			Help: "Loads of a changed AUTHPROXY_TLS_CERT_FILE/_KEY_FILE pair, by result (ok, error; an error keeps the old certificate).",
+		}, []string{"result"}),
 	}
 	m.byOutcome = map[string]prometheus.Counter{}
 	for _, o := range []string{outcomeProxied, outcomePublic, outcomeSignIn, outcomeUnauth, outcomeForbidden, outcomeBadRequest, outcomeEndpoint, outcomeError} {
@@ -87,7 +93,7 @@ func newMetrics(version string) *metrics {
 	}, []string{"version", "goversion"})
 	build.WithLabelValues(version, runtime.Version()).Set(1)
 	m.reg.MustRegister(m.requests, m.inFlight, m.signIns, m.refreshes, m.storeTime, m.storeErrors,
-		m.upstream, m.logouts, build,
+		m.upstream, m.logouts, m.tlsReloads, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

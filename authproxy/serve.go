@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/authproxy/authproxy/session"
 )
 
@@ -40,6 +42,7 @@ func Serve(ctx context.Context, cfg *Config, h *Server, log *slog.Logger, ready 
 		if err != nil {
 			return err
 		}
+		kp.log, kp.reloads = log, h.metrics.tlsReloads
 		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: kp.get}
 	}
 
@@ -93,9 +96,14 @@ func newHTTPServer(addr string, h http.Handler, log *slog.Logger) *http.Server {
 
 // keyPairReloader serves a certificate and key from files, loading them
 // again when either file changes (checked at most every few seconds), so
-// that renewed certificates are used without a restart.
+// that renewed certificates are used without a restart. A changed pair that
+// does not load keeps the old one serving; every such failure is counted
+// and logged (at most once a minute while it keeps failing).
 type keyPairReloader struct {
 	certFile, keyFile string
+	log               *slog.Logger           // nil: failures are not logged
+	reloads           *prometheus.CounterVec // nil: not counted
+	lastLogged        time.Time
 
 	mu       sync.Mutex
 	cert     *tls.Certificate
@@ -138,8 +146,28 @@ func (kp *keyPairReloader) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 		kp.checked = now
 		if !kp.latestModTime().Equal(kp.modTime) {
 			// A half-written pair fails to load: keep serving the old one.
-			_ = kp.load()
+			kp.reloaded(now, kp.load())
 		}
 	}
 	return kp.cert, nil
+}
+
+// reloaded records the result of loading a changed pair.
+func (kp *keyPairReloader) reloaded(now time.Time, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	if kp.reloads != nil {
+		kp.reloads.WithLabelValues(result).Inc()
+	}
+	switch {
+	case kp.log == nil:
+	case err == nil:
+		kp.log.Info("TLS certificate reloaded", "cert_file", kp.certFile)
+		kp.lastLogged = time.Time{}
+	case now.Sub(kp.lastLogged) >= time.Minute:
+		kp.log.Error("TLS certificate changed but does not load; still serving the previous one", "err", err)
+		kp.lastLogged = now
+	}
 }

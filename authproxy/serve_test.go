@@ -16,8 +16,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // serveInBackground runs Serve until the returned cancel is called and
@@ -153,4 +157,73 @@ func writeSelfSigned(t *testing.T, certFile, keyFile, cn string) {
 	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestTLSReloadFailureIsLoggedAndCounted is issue 11's finding 7: a changed
+// certificate that does not load keeps the old one serving, and says so:
+// every failure counted, the log told (once a minute while it keeps failing).
+func TestTLSReloadFailureIsLoggedAndCounted(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writeSelfSigned(t, certFile, keyFile, "first")
+	kp, err := newKeyPairReloader(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	m := newMetrics("test")
+	kp.log, kp.reloads, kp.checkGap = slog.New(slog.NewJSONHandler(logs, nil)), m.tlsReloads, 0
+	served := func() string {
+		c, err := kp.get(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaf, err := x509.ParseCertificate(c.Certificate[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return leaf.Subject.CommonName
+	}
+	touch := func(name string) {
+		t.Helper()
+		future := time.Now().Add(time.Duration(len(logs.String())+1) * time.Second)
+		if err := os.Chtimes(name, future, future); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	if err := os.WriteFile(certFile, []byte("-----BEGIN CERTIFICATE-----\nbroken\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	touch(certFile)
+	for range 3 {
+		if cn := served(); cn != "first" {
+			t.Fatalf("served %q after a broken renewal, want the old certificate", cn)
+		}
+	}
+	if got := counterValue(t, m.tlsReloads.WithLabelValues("error")); got != 3 {
+		t.Errorf("authproxy_tls_certificate_reloads_total{result=error} = %v, want 3", got)
+	}
+	if n := strings.Count(logs.String(), "does not load"); n != 1 {
+		t.Errorf("%d error lines for three failures in a row, want 1:\n%s", n, logs)
+	}
+
+	writeSelfSigned(t, certFile, keyFile, "second")
+	touch(certFile)
+	if cn := served(); cn != "second" {
+		t.Fatalf("served %q after a good renewal, want second", cn)
+	}
+	if got := counterValue(t, m.tlsReloads.WithLabelValues("ok")); got != 1 {
+		t.Errorf("reloads{result=ok} = %v, want 1", got)
+	}
+}
+
+// counterValue reads a counter's value.
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var d dto.Metric
+	if err := c.Write(&d); err != nil {
+		t.Fatal(err)
+	}
+	return d.GetCounter().GetValue()
 }
