@@ -1,0 +1,68 @@
+package authproxy
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// The cross-check of AUTHPROXY_PROVIDER against the other variables, run
+// once every variable of the table (variables.go) has been parsed.
+
+// issuerHelp is AUTHPROXY_OIDC_ISSUER's help text.
+const issuerHelp = "required, except with AUTHPROXY_PROVIDER=github: the issuer URL; discovery at `<issuer>/.well-known/openid-configuration`"
+
+// checkProvider checks what AUTHPROXY_PROVIDER implies for the other
+// variables: the issuer is required except with github, each kind's own
+// variables are only for that kind, and last what the provider itself
+// refuses (an Entra issuer's shape, a team without its organization).
+func (c *Config) checkProvider(failed map[string]bool) []error {
+	if failed["AUTHPROXY_PROVIDER"] {
+		return nil
+	}
+	var errs []error
+	switch {
+	case c.Provider == "github" && c.Issuer != nil:
+		errs = append(errs, errors.New("AUTHPROXY_OIDC_ISSUER: not used with AUTHPROXY_PROVIDER=github; for GitHub Enterprise Server set AUTHPROXY_GITHUB_URL"))
+	case c.Provider != "github" && c.Issuer == nil && !failed["AUTHPROXY_OIDC_ISSUER"]:
+		errs = append(errs, errors.New("AUTHPROXY_OIDC_ISSUER: "+issuerHelp))
+	}
+	for _, o := range []struct {
+		name, kind string
+		set        bool
+	}{
+		{"AUTHPROXY_KEYCLOAK_ROLES", "keycloak", len(c.KeycloakRoles) > 0},
+		{"AUTHPROXY_ENTRA_TENANTS", "entra", len(c.EntraTenants) > 0},
+		{"AUTHPROXY_ENTRA_GRAPH_URL", "entra", c.EntraGraphURL != nil},
+		{"AUTHPROXY_ENTRA_GROUP_NAMES", "entra", c.EntraGroupNames},
+		{"AUTHPROXY_GOOGLE_HOSTED_DOMAIN", "google", len(c.GoogleHostedDomains) > 0},
+		{"AUTHPROXY_GITHUB_URL", "github", c.GitHubURL != nil},
+		{"AUTHPROXY_GITHUB_ORG", "github", c.GitHubOrg != ""},
+		{"AUTHPROXY_GITHUB_TEAM", "github", len(c.GitHubTeams) > 0},
+	} {
+		if o.set && c.Provider != o.kind && !failed[o.name] {
+			errs = append(errs, fmt.Errorf("%s: only used with AUTHPROXY_PROVIDER=%s", o.name, o.kind))
+		}
+	}
+	if len(errs) > 0 || len(failed) > 0 {
+		return errs
+	}
+	if _, err := newProvider(c, nil); err != nil {
+		msg := strings.TrimPrefix(err.Error(), "providers: ")
+		if !strings.HasPrefix(msg, "AUTHPROXY_") {
+			msg = "AUTHPROXY_PROVIDER: " + msg
+		}
+		errs = append(errs, errors.New(msg))
+	}
+	return errs
+}
+
+// validGitHubName reports whether s may be a GitHub login or team slug.
+func validGitHubName(s string) bool {
+	for _, r := range s {
+		if !(r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return s != "" && len(s) <= 100
+}
