@@ -20,6 +20,9 @@ const (
 	outcomeBadRequest = "bad_request"
 	outcomeEndpoint   = "endpoint" // one of authproxy's own endpoints
 	outcomeError      = "error"    // authproxy or the upstream failed (5xx)
+	// outcomeRateLimited is a sign-in start, callback or back-channel
+	// logout refused by its rate limit (429).
+	outcomeRateLimited = "rate_limited"
 )
 
 // metrics are authproxy's Prometheus metrics, in a registry of the Server's
@@ -37,6 +40,9 @@ type metrics struct {
 	storeErrors *prometheus.CounterVec
 	upstream    *prometheus.HistogramVec
 	logouts     *prometheus.CounterVec
+	// rateLimited counts 429s by endpoint; rateLimits resolves each
+	// endpoint's counter once.
+	rateLimited *prometheus.CounterVec
 }
 
 func newMetrics(version string) *metrics {
@@ -44,7 +50,7 @@ func newMetrics(version string) *metrics {
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "authproxy_requests_total",
-			Help: "Requests served, by outcome: proxied, public, sign_in, unauthorized, forbidden, bad_request, endpoint, error.",
+			Help: "Requests served, by outcome: proxied, public, sign_in, unauthorized, forbidden, bad_request, rate_limited, endpoint, error.",
 		}, []string{"outcome"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "authproxy_requests_in_flight",
@@ -76,9 +82,13 @@ func newMetrics(version string) *metrics {
 			Name: "authproxy_backchannel_logouts_total",
 			Help: "Back-channel logout requests, by result (ok, refused, error).",
 		}, []string{"result"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authproxy_rate_limited_total",
+			Help: "Requests refused with 429 by a per-address rate limit, by endpoint (start, callback, backchannel_logout).",
+		}, []string{"endpoint"}),
 	}
 	m.byOutcome = map[string]prometheus.Counter{}
-	for _, o := range []string{outcomeProxied, outcomePublic, outcomeSignIn, outcomeUnauth, outcomeForbidden, outcomeBadRequest, outcomeEndpoint, outcomeError} {
+	for _, o := range []string{outcomeProxied, outcomePublic, outcomeSignIn, outcomeUnauth, outcomeForbidden, outcomeBadRequest, outcomeRateLimited, outcomeEndpoint, outcomeError} {
 		m.byOutcome[o] = m.requests.WithLabelValues(o)
 	}
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -87,7 +97,7 @@ func newMetrics(version string) *metrics {
 	}, []string{"version", "goversion"})
 	build.WithLabelValues(version, runtime.Version()).Set(1)
 	m.reg.MustRegister(m.requests, m.inFlight, m.signIns, m.refreshes, m.storeTime, m.storeErrors,
-		m.upstream, m.logouts, build,
+		m.upstream, m.logouts, m.rateLimited, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -70,6 +70,7 @@ type Server struct {
 	streams   *streams
 	metrics   *metrics
 	cache     *sessionCache // nil unless every revocation reaches this process
+	limits    rateLimits
 
 	identity *identitySigner // nil unless AUTHPROXY_UPSTREAM_JWT
 	bearers  bearerCache
@@ -99,6 +100,7 @@ func New(opts Options) (*Server, error) {
 		streams:   newStreams(),
 		metrics:   newMetrics(opts.Version),
 	}
+	s.limits = newRateLimits(opts.Config, s.metrics)
 	if s.locker == nil {
 		s.locker = session.NewMemoryBackend(nil)
 	}
