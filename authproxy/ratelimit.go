@@ -64,10 +64,10 @@ func parseRateLimit(v string) (RateLimit, error) {
 	return l, nil
 }
 
-// rateTableEntries bounds each endpoint's table of buckets. A bucket
-// matters only until it has refilled (20 s at the default sign-in limit),
-// so this many addresses would have to sign in within that time before an
-// eviction could let anyone a burst more.
+// rateTableEntries bounds each endpoint's table of buckets (1.3 MiB when
+// full). A bucket matters only until it has refilled (20 s at the default
+// sign-in limit), so more addresses than this would have to sign in within
+// that time before an eviction could give one of them a fresh burst early.
 const rateTableEntries = 8192
 
 // Rate-limited endpoints, the values of authproxy_rate_limited_total's
@@ -95,11 +95,13 @@ type endpointLimit struct {
 	json    bool // answer JSON whatever the client accepts (an IdP calls it)
 }
 
-func newRateLimits(cfg *Config, m *metrics) rateLimits {
+// newRateLimits builds the limits cfg asks for, with their counters
+// resolved; now is the Server's clock's reading at start.
+func newRateLimits(cfg *Config, m *metrics, now time.Time) rateLimits {
 	limit := func(name string, l RateLimit) *endpointLimit {
 		e := &endpointLimit{name: name, limited: m.rateLimited.WithLabelValues(name), json: name == limitBackchannel}
 		if !l.Off() {
-			e.table = newRateTable(l, rateTableEntries)
+			e.table = newRateTable(l, rateTableEntries, now)
 		}
 		return e
 	}

@@ -401,7 +401,7 @@ func TestRateTable(t *testing.T) {
 	at := time.Unix(1_700_000_000, 0)
 	l := RateLimit{N: 60, Per: time.Minute, Burst: 3} // a token a second
 	key := rateKeyOf(netip.MustParseAddr("192.0.2.1"))
-	tab := newRateTable(l, 16)
+	tab := newRateTable(l, 16, at)
 	for i, tc := range []struct {
 		name   string
 		after  time.Duration
@@ -416,6 +416,8 @@ func TestRateTable(t *testing.T) {
 		{"still empty, already logged", 500 * time.Millisecond, false, 500 * time.Millisecond, false},
 		{"one refilled", time.Second, true, 0, false},
 		{"empty again", time.Second, false, time.Second, false},
+		{"clock stepped back: no refill", 0, false, time.Second, false},
+		{"and counting on from there", time.Second, true, 0, false},
 		{"full after long idle", time.Hour, true, 0, false},
 		{"not more than the burst 2", time.Hour, true, 0, false},
 		{"not more than the burst 3", time.Hour, true, 0, false},
@@ -430,7 +432,7 @@ func TestRateTable(t *testing.T) {
 
 func TestRateTableEvictsLeastRecentlyUsed(t *testing.T) {
 	at := time.Unix(1_700_000_000, 0)
-	tab := newRateTable(RateLimit{N: 1, Per: time.Hour, Burst: 1}, rateShards) // one bucket a shard
+	tab := newRateTable(RateLimit{N: 1, Per: time.Hour, Burst: 1}, rateShards, at) // one bucket a shard
 	a, b := rateKeyOf(netip.MustParseAddr("192.0.2.1")), rateKey{}
 	for i := 2; ; i++ { // another address in a's shard
 		b = rateKeyOf(netip.AddrFrom4([4]byte{192, 0, byte(i >> 8), byte(i)}))
@@ -508,5 +510,18 @@ func BenchmarkRateLimitFlood(b *testing.B) {
 		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/(1<<20), "heap-MiB")
 		b.ReportMetric(float64(bs.srv.limits.callback.table.len()), "buckets")
 		runtime.KeepAlive(bs)
+	}
+}
+
+// BenchmarkRateTableTake is one take from a full table, each from a new
+// address: a lookup, an eviction and an insert.
+func BenchmarkRateTableTake(b *testing.B) {
+	at := time.Now()
+	tab := newRateTable(RateLimit{N: 30, Per: time.Minute, Burst: 10}, rateTableEntries, at)
+	i := uint32(0)
+	b.ReportAllocs()
+	for b.Loop() {
+		i++
+		tab.take(rateKeyOf(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})), at)
 	}
 }

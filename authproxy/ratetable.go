@@ -2,6 +2,7 @@ package authproxy
 
 import (
 	"hash/maphash"
+	"math"
 	"net/netip"
 	"sync"
 	"time"
@@ -21,7 +22,11 @@ type rateTable struct {
 	burst    float64
 	perShard int
 	seed     maphash.Seed // shard choice an attacker cannot aim at
-	shards   [rateShards]rateShard
+	// epoch is the time buckets count from: a monotonic clock's reading
+	// when it has one, so that a wall clock stepped back or forth neither
+	// freezes nor refills buckets.
+	epoch  time.Time
+	shards [rateShards]rateShard
 }
 
 // rateShards is how many independently locked parts a rateTable has.
@@ -37,11 +42,14 @@ type rateShard struct {
 type bucket struct {
 	key    rateKey
 	tokens float64
-	at     int64 // when tokens was counted, Unix nanoseconds
-	logged int64 // when this address's last audit line was written, Unix nanoseconds; 0 never
+	at     int64 // when tokens was counted, nanoseconds since the epoch
+	logged int64 // when this address's last audit line was written, since the epoch; neverLogged if not yet
 	prev   *bucket
 	next   *bucket
 }
+
+// neverLogged is bucket.logged before the address's first audit line.
+const neverLogged = math.MinInt64
 
 // rateKey is the address a bucket belongs to: an IPv4 address, or an IPv6
 // address's /64, as 16 bytes.
@@ -55,21 +63,24 @@ func rateKeyOf(addr netip.Addr) rateKey {
 	if !addr.IsValid() {
 		return rateKey{}
 	}
-	k := rateKey(addr.Unmap().As16())
-	if !addr.Unmap().Is4() {
+	addr = addr.Unmap()
+	k := rateKey(addr.As16())
+	if !addr.Is4() {
 		clear(k[8:])
 	}
 	return k
 }
 
 // newRateTable returns an empty table of buckets shaped by l (which must
-// not be off), holding at most maxEntries buckets.
-func newRateTable(l RateLimit, maxEntries int) *rateTable {
+// not be off), holding at most maxEntries buckets, counting time from epoch
+// (take's times must come from the same clock).
+func newRateTable(l RateLimit, maxEntries int, epoch time.Time) *rateTable {
 	t := &rateTable{
 		rate:     float64(l.N) / l.Per.Seconds(),
 		burst:    float64(l.Burst),
 		perShard: max(1, maxEntries/rateShards),
 		seed:     maphash.MakeSeed(),
+		epoch:    epoch,
 	}
 	for i := range t.shards {
 		sh := &t.shards[i]
@@ -84,7 +95,7 @@ func newRateTable(l RateLimit, maxEntries int) *rateTable {
 // address's audit line for the minute is due (it is then counted as
 // written).
 func (t *rateTable) take(key rateKey, now time.Time) (ok bool, retry time.Duration, logDue bool) {
-	ns := now.UnixNano()
+	ns := int64(now.Sub(t.epoch))
 	sh := t.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -94,16 +105,16 @@ func (t *rateTable) take(key rateKey, now time.Time) (ok bool, retry time.Durati
 		sh.unlink(b)
 		if elapsed := ns - b.at; elapsed > 0 {
 			b.tokens = min(t.burst, b.tokens+float64(elapsed)/1e9*t.rate)
-			b.at = ns
 		}
+		b.at = ns
 	case len(sh.buckets) >= t.perShard:
 		b = sh.lru.prev
 		sh.unlink(b)
 		delete(sh.buckets, b.key)
-		*b = bucket{key: key, tokens: t.burst, at: ns}
+		*b = bucket{key: key, tokens: t.burst, at: ns, logged: neverLogged}
 		sh.buckets[key] = b
 	default:
-		b = &bucket{key: key, tokens: t.burst, at: ns}
+		b = &bucket{key: key, tokens: t.burst, at: ns, logged: neverLogged}
 		sh.buckets[key] = b
 	}
 	sh.pushFront(b)
@@ -112,7 +123,7 @@ func (t *rateTable) take(key rateKey, now time.Time) (ok bool, retry time.Durati
 		return true, 0, false
 	}
 	retry = time.Duration((1 - b.tokens) / t.rate * 1e9)
-	if b.logged == 0 || ns-b.logged >= int64(time.Minute) || ns < b.logged {
+	if b.logged == neverLogged || ns-b.logged >= int64(time.Minute) || ns < b.logged {
 		b.logged, logDue = ns, true
 	}
 	return false, retry, logDue

@@ -100,7 +100,6 @@ func New(opts Options) (*Server, error) {
 		streams:   newStreams(),
 		metrics:   newMetrics(opts.Version),
 	}
-	s.limits = newRateLimits(opts.Config, s.metrics)
 	if s.locker == nil {
 		s.locker = session.NewMemoryBackend(nil)
 	}
@@ -118,6 +117,7 @@ func New(opts Options) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.limits = newRateLimits(opts.Config, s.metrics, s.now())
 	if opts.Config.UpstreamJWT {
 		origin := *opts.Config.RedirectURL
 		origin.Path, origin.RawPath = "", ""
