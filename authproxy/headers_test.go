@@ -259,11 +259,11 @@ func TestIdentityHeadersInTrailers(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := "POST " + tc.path + " HTTP/1.1\r\nHost: " + e.addr() + "\r\nAccept: application/json\r\n" +
-				"Transfer-Encoding: chunked\r\nTrailer: X-Forwarded-User, X-Auth-Request-Email\r\nConnection: close\r\n"
+				"Transfer-Encoding: chunked\r\nTrailer: X-Forwarded-User, X-Auth-Request-Email, X-Real-IP\r\nConnection: close\r\n"
 			if tc.cookie != "" {
 				req += "Cookie: " + tc.cookie + "\r\n"
 			}
-			req += "\r\n5\r\nhello\r\n0\r\nX-Forwarded-User: spoofed-trailer\r\nX-Auth-Request-Email: spoofed-trailer\r\n\r\n"
+			req += "\r\n5\r\nhello\r\n0\r\nX-Forwarded-User: spoofed-trailer\r\nX-Auth-Request-Email: spoofed-trailer\r\nX-Real-IP: spoofed-trailer\r\n\r\n"
 			got := fromUpstream(t, rawHTTP(t, e.addr(), req))
 			for _, h := range []http.Header{got.Header, got.Trailer} {
 				for name, vs := range h {
