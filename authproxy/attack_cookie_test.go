@@ -57,6 +57,9 @@ func buildProductionEnv(t *testing.T, logs io.Writer, opts ...envOption) *testEn
 		"AUTHPROXY_REDIRECT_URL":  "http://" + ln.Addr().String() + callbackPath,
 		"AUTHPROXY_COOKIE_SECRET": testCookieSecret,
 		"AUTHPROXY_COOKIE_SECURE": "false",
+
+		"AUTHPROXY_SIGNIN_RATE_LIMIT":             testRateLimit,
+		"AUTHPROXY_BACKCHANNEL_LOGOUT_RATE_LIMIT": testRateLimit,
 	}
 	maps.Copy(vars, setup.vars)
 	e.cfg, err = LoadConfig(mapLookup(vars))

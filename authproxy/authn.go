@@ -217,12 +217,16 @@ func (s *Server) storeUnavailable(w http.ResponseWriter, r *http.Request, err er
 }
 
 // unauthenticated answers a request without a session: a browser navigation
-// is sent to the IdP and returns here after sign-in; anything else (fetch,
-// XHR, API clients, non-GET) gets a 401 JSON body, never a redirect.
+// is sent to the IdP and returns here after sign-in (a sign-in start, so
+// within AUTHPROXY_SIGNIN_RATE_LIMIT); anything else (fetch, XHR, API
+// clients, non-GET) gets a 401 JSON body, never a redirect.
 func (s *Server) unauthenticated(w http.ResponseWriter, r *http.Request) {
 	if !isNavigation(r) {
 		setOutcome(r, outcomeUnauth, "")
 		writeJSON(w, http.StatusUnauthorized, unauthorizedBody)
+		return
+	}
+	if !s.allow(w, r, s.limits.start) {
 		return
 	}
 	setOutcome(r, outcomeSignIn, "")

@@ -83,6 +83,11 @@ type Config struct {
 
 	PostLogoutRedirectURL *url.URL
 	TrustedProxies        []netip.Prefix
+	// SignInRateLimit limits sign-in starts and, apart, callbacks per
+	// client address; BackchannelRateLimit limits back-channel logouts per
+	// address (the IdP's). The zero RateLimit is off.
+	SignInRateLimit      RateLimit
+	BackchannelRateLimit RateLimit
 
 	MetricsListen string
 	TLSCertFile   string

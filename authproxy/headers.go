@@ -2,9 +2,7 @@ package authproxy
 
 import (
 	"encoding/base64"
-	"net"
 	"net/http"
-	"net/netip"
 	"strings"
 )
 
@@ -41,6 +39,54 @@ var overrideHeaders = map[string]bool{
 	"x-method-override":      true,
 }
 
+// clientAddrHeaders are the normalized names of headers in which one proxy
+// or CDN or another tells an app the client's address. Apps believe them
+// (logs, allow-lists, rate limits), so a client's never pass: authproxy
+// sets X-Real-IP itself, to the address it trusts (clientAddr).
+var clientAddrHeaders = map[string]bool{
+	"x-real-ip":                true,
+	"true-client-ip":           true,
+	"cf-connecting-ip":         true,
+	"fastly-client-ip":         true,
+	"x-client-ip":              true,
+	"x-cluster-client-ip":      true,
+	"x-original-forwarded-for": true,
+	"x-envoy-external-address": true,
+	"forwarded":                true, // RFC 7239
+}
+
+// forwardedHeaders are X-Forwarded-For, -Host and -Proto, by normalized
+// name. They are believed from trusted proxies in their canonical spelling
+// only (rewrite, clientAddr); another spelling (X_Forwarded_For) is a way
+// past that check into apps that read "_" as "-", and is deleted.
+var forwardedHeaders = map[string]string{
+	"x-forwarded-for":   "X-Forwarded-For",
+	"x-forwarded-host":  "X-Forwarded-Host",
+	"x-forwarded-proto": "X-Forwarded-Proto",
+}
+
+// isClientAddrHeader reports whether a header name, in any case and with
+// "_" standing for "-", is one of clientAddrHeaders, or X-Forwarded-For,
+// -Host or -Proto in a spelling other than the canonical one.
+func isClientAddrHeader(name string) bool {
+	const longest = len("x-original-forwarded-for")
+	if len(name) < len("forwarded") || len(name) > longest {
+		return false
+	}
+	switch name[0] | 0x20 {
+	case 'x', 't', 'c', 'f':
+	default:
+		return false
+	}
+	var buf [longest]byte
+	b := appendFolded(buf[:0], name)
+	if clientAddrHeaders[string(b)] {
+		return true
+	}
+	canonical, ok := forwardedHeaders[string(b)]
+	return ok && name != canonical
+}
+
 // isIdentityHeader reports whether a header name, in any case and with "_"
 // standing for "-", could be mistaken for one authproxy vouches for.
 func isIdentityHeader(name string) bool {
@@ -54,7 +100,15 @@ func isIdentityHeader(name string) bool {
 		n := normalizeHeaderName(name)
 		return strings.HasPrefix(n, "x-auth-request-") || strings.HasPrefix(n, "x-authproxy-")
 	}
-	b := buf[:len(name)]
+	b := appendFolded(buf[:0], name)
+	// string(b) in a map index or comparison does not allocate.
+	return identityHeaders[string(b)] || overrideHeaders[string(b)] ||
+		len(b) >= 15 && string(b[:15]) == "x-auth-request-" || len(b) >= 12 && string(b[:12]) == "x-authproxy-"
+}
+
+// appendFolded appends name to dst in the form normalizeHeaderName
+// gives, without allocating when dst has room.
+func appendFolded(dst []byte, name string) []byte {
 	for i := 0; i < len(name); i++ {
 		c := name[i]
 		switch {
@@ -63,11 +117,9 @@ func isIdentityHeader(name string) bool {
 		case c == '_':
 			c = '-'
 		}
-		b[i] = c
+		dst = append(dst, c)
 	}
-	// string(b) in a map index or comparison does not allocate.
-	return identityHeaders[string(b)] || overrideHeaders[string(b)] ||
-		len(b) >= 15 && string(b[:15]) == "x-auth-request-" || len(b) >= 12 && string(b[:12]) == "x-authproxy-"
+	return dst
 }
 
 // normalizeHeaderName is the form header names are compared in: lower
@@ -77,18 +129,19 @@ func normalizeHeaderName(name string) string {
 }
 
 // deleteIdentityHeaders removes every identity look-alike from h: the
-// built-in identity headers and the extra names (normalized) in claims.
+// built-in identity headers, the extra names (normalized) in claims, and
+// the client address headers.
 func deleteIdentityHeaders(h http.Header, claims ...map[string]bool) {
 	for name := range h {
-		if isIdentityHeader(name) || len(claims) > 0 && len(claims[0]) > 0 && claims[0][normalizeHeaderName(name)] {
+		if isIdentityHeader(name) || isClientAddrHeader(name) || len(claims) > 0 && len(claims[0]) > 0 && claims[0][normalizeHeaderName(name)] {
 			delete(h, name)
 		}
 	}
 }
 
 // stripIdentityHeaders is middleware that removes client-sent identity
-// headers, AUTHPROXY_CLAIM_HEADERS included, from every request before any
-// handler sees it.
+// headers, AUTHPROXY_CLAIM_HEADERS included, and client address headers
+// from every request before any handler sees it.
 func (s *Server) stripIdentityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		deleteIdentityHeaders(r.Header, s.claimHeaderNames)
@@ -124,29 +177,3 @@ func encodeHeaderValue(v string) string {
 
 // joinGroups joins groups with commas, the form X-Forwarded-Groups takes.
 func joinGroups(groups []string) string { return strings.Join(groups, ",") }
-
-// trustedProxies are the networks whose X-Forwarded-* headers are believed.
-type trustedProxies []netip.Prefix
-
-// contains reports whether the peer address (host:port, as in
-// http.Request.RemoteAddr) is a trusted proxy.
-func (t trustedProxies) contains(remoteAddr string) bool {
-	if len(t) == 0 {
-		return false
-	}
-	host, _, err := net.SplitHostPort(remoteAddr)
-	if err != nil {
-		host = remoteAddr
-	}
-	addr, err := netip.ParseAddr(host)
-	if err != nil {
-		return false
-	}
-	addr = addr.Unmap()
-	for _, p := range t {
-		if p.Contains(addr) {
-			return true
-		}
-	}
-	return false
-}

@@ -5,6 +5,7 @@ import (
 	"mime"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -26,6 +27,45 @@ var identityHeaderNames = []string{
 	"X-Auth-Request-Access-Token",
 	"X-Auth-Request-Redirect",
 	"X-Auth-Request-Anything",
+}
+
+// clientAddrHeaderNames are headers that tell an app the client's address
+// in some proxy's or CDN's dialect, and the X-Forwarded-* headers: a client
+// must never be able to send one through authproxy. X-Forwarded-For is set
+// by authproxy itself (and X-Real-IP, checked apart).
+var clientAddrHeaderNames = []string{
+	"X-Real-IP",
+	"True-Client-IP",
+	"CF-Connecting-IP",
+	"Fastly-Client-IP",
+	"X-Client-IP",
+	"X-Cluster-Client-IP",
+	"X-Original-Forwarded-For",
+	"X-Envoy-External-Address",
+	"Forwarded",
+	"X-Forwarded-For",
+	"X-Forwarded-Host",
+	"X-Forwarded-Proto",
+}
+
+// spoofedHeaderNames are every header name the spoofing matrix tries.
+var spoofedHeaderNames = append(append([]string(nil), identityHeaderNames...), clientAddrHeaderNames...)
+
+// looksLikeClientAddr is the test's own reading of which names carry a
+// client's address, independent of isClientAddrHeader.
+func looksLikeClientAddr(name string) bool {
+	switch foldHeaderName(name) {
+	case "x-real-ip", "true-client-ip", "cf-connecting-ip", "fastly-client-ip", "x-client-ip",
+		"x-cluster-client-ip", "x-original-forwarded-for", "x-envoy-external-address", "forwarded":
+		return true
+	}
+	return false
+}
+
+// oddSpelling reports whether a header name is not spelled the way HTTP
+// spells it: other case, or "_" for "-".
+func oddSpelling(name string) bool {
+	return strings.Contains(name, "_") || name != http.CanonicalHeaderKey(name)
 }
 
 // foldHeaderName is how servers that fold case and read "_" as "-"
@@ -100,7 +140,7 @@ func TestClientIdentityHeadersNeverReachUpstream(t *testing.T) {
 		{"skip-auth route without session", "/public/x", "", nil},
 	} {
 		for _, hop := range []bool{false, true} {
-			for _, base := range identityHeaderNames {
+			for _, base := range spoofedHeaderNames {
 				for _, sp := range spellings(base) {
 					name := fmt.Sprintf("%s/connection=%t/%s/%s", route.name, hop, base, sp.kind)
 					t.Run(name, func(t *testing.T) {
@@ -120,14 +160,36 @@ func TestClientIdentityHeadersNeverReachUpstream(t *testing.T) {
 						}
 						got := fromUpstream(t, doRequest(t, c, req))
 						checkIdentityHeaders(t, got.Header, route.want, "spoofed-")
+						checkClientAddr(t, got.Header, "127.0.0.1")
 					})
 				}
 			}
 		}
 	}
 	t.Logf("%d header-spoofing cases run", cases.Load())
-	if cases.Load() != int64(2*2*len(identityHeaderNames)*8) {
-		t.Errorf("ran %d cases, want %d", cases.Load(), 2*2*len(identityHeaderNames)*8)
+	if want := int64(2 * 2 * len(spoofedHeaderNames) * 8); cases.Load() != want {
+		t.Errorf("ran %d cases, want %d", cases.Load(), want)
+	}
+}
+
+// checkClientAddr fails the test unless the upstream was told exactly addr
+// as the client's address: X-Real-IP set to it, no other client address
+// header, and X-Forwarded-For ending in the peer's address.
+func checkClientAddr(t *testing.T, h http.Header, addr string) {
+	t.Helper()
+	if got := h["X-Real-Ip"]; len(got) != 1 || got[0] != addr {
+		t.Errorf("upstream X-Real-IP = %q, want [%q]", got, addr)
+	}
+	for name, vs := range h {
+		if looksLikeClientAddr(name) && name != "X-Real-Ip" {
+			t.Errorf("upstream got %s: %q", name, vs)
+		}
+		if strings.HasPrefix(foldHeaderName(name), "x-forwarded-") && oddSpelling(name) {
+			t.Errorf("upstream got %s in a spelling of the client's: %q", name, vs)
+		}
+	}
+	if xff := h["X-Forwarded-For"]; len(xff) != 1 || !strings.HasSuffix(xff[0], "127.0.0.1") {
+		t.Errorf("upstream X-Forwarded-For = %q, want one line ending in the peer's address", xff)
 	}
 }
 
@@ -159,7 +221,7 @@ func TestIdentityHeadersRawRequest(t *testing.T) {
 	sess := testSession()
 	cookie := e.mintSession(t, sess)
 	var spoof, names []string
-	for _, base := range identityHeaderNames {
+	for _, base := range spoofedHeaderNames {
 		for _, sp := range spellings(base) {
 			spoof = append(spoof, sp.name+": spoofed-"+sp.kind+"\r\n")
 			names = append(names, sp.name)
@@ -183,6 +245,7 @@ func TestIdentityHeadersRawRequest(t *testing.T) {
 			}
 			got := fromUpstream(t, rawHTTP(t, e.addr(), req+"\r\n"))
 			checkIdentityHeaders(t, got.Header, tc.want, "spoofed-")
+			checkClientAddr(t, got.Header, "127.0.0.1")
 		})
 	}
 }
@@ -196,11 +259,11 @@ func TestIdentityHeadersInTrailers(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := "POST " + tc.path + " HTTP/1.1\r\nHost: " + e.addr() + "\r\nAccept: application/json\r\n" +
-				"Transfer-Encoding: chunked\r\nTrailer: X-Forwarded-User, X-Auth-Request-Email\r\nConnection: close\r\n"
+				"Transfer-Encoding: chunked\r\nTrailer: X-Forwarded-User, X-Auth-Request-Email, X-Real-IP\r\nConnection: close\r\n"
 			if tc.cookie != "" {
 				req += "Cookie: " + tc.cookie + "\r\n"
 			}
-			req += "\r\n5\r\nhello\r\n0\r\nX-Forwarded-User: spoofed-trailer\r\nX-Auth-Request-Email: spoofed-trailer\r\n\r\n"
+			req += "\r\n5\r\nhello\r\n0\r\nX-Forwarded-User: spoofed-trailer\r\nX-Auth-Request-Email: spoofed-trailer\r\nX-Real-IP: spoofed-trailer\r\n\r\n"
 			got := fromUpstream(t, rawHTTP(t, e.addr(), req))
 			for _, h := range []http.Header{got.Header, got.Trailer} {
 				for name, vs := range h {
@@ -219,15 +282,18 @@ func TestForwardedHeadersTrust(t *testing.T) {
 		"X-Forwarded-Host", "evil.example",
 		"X-Forwarded-Proto", "https",
 		"Forwarded", "for=6.6.6.6;host=evil.example;proto=https",
+		"X-Real-IP", "7.7.7.7",
+		"True-Client-IP", "7.7.7.7",
 	}
 	for _, tc := range []struct {
 		name, trusted         string
 		wantFor, wantHost     string
 		wantProto, wantHostIs string
+		wantRealIP            string
 	}{
-		{"untrusted client", "", "127.0.0.1", "", "http", "proxy"},
-		{"trusted proxy", "127.0.0.1/32", "6.6.6.6, 127.0.0.1", "evil.example", "https", ""},
-		{"trusted network elsewhere", "10.0.0.0/8", "127.0.0.1", "", "http", "proxy"},
+		{"untrusted client", "", "127.0.0.1", "", "http", "proxy", "127.0.0.1"},
+		{"trusted proxy", "127.0.0.1/32", "6.6.6.6, 127.0.0.1", "evil.example", "https", "", "6.6.6.6"},
+		{"trusted network elsewhere", "10.0.0.0/8", "127.0.0.1", "", "http", "proxy", "127.0.0.1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var opts []envOption
@@ -243,13 +309,16 @@ func TestForwardedHeadersTrust(t *testing.T) {
 			}
 			for name, want := range map[string]string{
 				"X-Forwarded-For": tc.wantFor, "X-Forwarded-Host": wantHost, "X-Forwarded-Proto": tc.wantProto,
+				"X-Real-Ip": tc.wantRealIP,
 			} {
 				if v := got.Header[name]; len(v) != 1 || v[0] != want {
 					t.Errorf("upstream %s = %q, want [%q]", name, v, want)
 				}
 			}
-			if v, ok := got.Header["Forwarded"]; ok {
-				t.Errorf("upstream got the client's Forwarded %q", v)
+			for _, name := range []string{"Forwarded", "True-Client-Ip"} {
+				if v, ok := got.Header[name]; ok {
+					t.Errorf("upstream got the client's %s %q", name, v)
+				}
 			}
 		})
 	}
@@ -354,7 +423,7 @@ func TestStripIdentityHeadersBeforeEveryHandler(t *testing.T) {
 	var seen http.Header
 	h := (&Server{}).stripIdentityHeaders(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { seen = r.Header.Clone() }))
 	req := httptest.NewRequest(http.MethodGet, "/oauth2/userinfo", nil)
-	for _, base := range identityHeaderNames {
+	for _, base := range spoofedHeaderNames {
 		for _, sp := range spellings(base) {
 			req.Header[sp.name] = []string{"spoofed"}
 		}
@@ -362,9 +431,21 @@ func TestStripIdentityHeadersBeforeEveryHandler(t *testing.T) {
 	req.Header.Set("X-Request-Id", "kept")
 	h.ServeHTTP(httptest.NewRecorder(), req)
 	for name := range seen {
-		if looksLikeIdentity(name) {
+		if looksLikeIdentity(name) || looksLikeClientAddr(name) {
 			t.Errorf("handler saw %s", name)
 		}
+	}
+	// The canonical X-Forwarded-* stay for the handlers, which believe
+	// them from trusted proxies only; every other spelling goes.
+	var forwarded []string
+	for name := range seen {
+		if strings.HasPrefix(foldHeaderName(name), "x-forwarded-") {
+			forwarded = append(forwarded, name)
+		}
+	}
+	slices.Sort(forwarded)
+	if want := []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"}; !slices.Equal(forwarded, want) {
+		t.Errorf("handler saw X-Forwarded-* %q, want %q", forwarded, want)
 	}
 	if seen.Get("X-Request-Id") != "kept" {
 		t.Errorf("X-Request-Id was removed")
@@ -379,6 +460,7 @@ func FuzzIdentityHeaderStrip(f *testing.F) {
 	}
 	f.Add("x_auth_request_\nX-Forwarded-For\nx-forwarded-user ", "a\r\nb")
 	f.Add("X-Authproxy-Secret\nX-FORWARDED-user\n", "")
+	f.Add("x_real_ip\nTRUE-CLIENT-IP\nX-Forwarded-For\nx_forwarded_for\nforwarded", "6.6.6.6")
 	f.Fuzz(func(t *testing.T, names, value string) {
 		h := http.Header{}
 		for n := range strings.SplitSeq(names, "\n") {
@@ -388,14 +470,17 @@ func FuzzIdentityHeaderStrip(f *testing.F) {
 		before := h.Clone()
 		deleteIdentityHeaders(h)
 		for n := range h {
-			if looksLikeIdentity(n) {
-				t.Errorf("identity header %q left in place", n)
+			if looksLikeIdentity(n) || looksLikeClientAddr(n) {
+				t.Errorf("identity or client address header %q left in place", n)
 			}
 		}
 		for n, vs := range before {
-			// Names the test does not read as identity headers stay, unless
-			// they are ASCII names authproxy claims for itself.
-			if looksLikeIdentity(n) || !utf8.ValidString(n) || strings.HasPrefix(foldHeaderName(n), "x-authproxy-") {
+			// Names the test does not read as identity or client address
+			// headers stay, unless they are ASCII names authproxy claims for
+			// itself or X-Forwarded-* in a spelling of the client's.
+			f := foldHeaderName(n)
+			if looksLikeIdentity(n) || looksLikeClientAddr(n) || !utf8.ValidString(n) || strings.HasPrefix(f, "x-authproxy-") ||
+				strings.HasPrefix(f, "x-forwarded-") && oddSpelling(n) {
 				continue
 			}
 			if isASCII(n) && len(h[n]) != len(vs) {

@@ -33,6 +33,12 @@ const (
 // testCookieSecret is the AUTHPROXY_COOKIE_SECRET of every test server.
 var testCookieSecret = base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
 
+// testRateLimit is the sign-in and back-channel rate limit of test servers
+// unless a test sets its own: the limiter runs on every sign-in, but the
+// attack corpora, which start hundreds of sign-ins from 127.0.0.1, stay
+// under it. ratelimit_test.go tests the limits themselves.
+const testRateLimit = "100000/m burst=100000"
+
 // mapLookup is a Lookup over a map, for LoadConfig.
 func mapLookup(m map[string]string) Lookup {
 	return func(name string) (string, bool) {
@@ -59,6 +65,7 @@ type envSetup struct {
 	idpDown      bool
 	upstreamDown bool
 	idp          []func(f *fakeIdP)
+	now          func() time.Time
 }
 
 type envOption func(*envSetup)
@@ -75,6 +82,9 @@ func withIdPDown() envOption { return func(s *envSetup) { s.idpDown = true } }
 func withIdP(fn func(f *fakeIdP)) envOption {
 	return func(s *envSetup) { s.idp = append(s.idp, fn) }
 }
+
+// withNow gives the server under test its clock (Options.Now).
+func withNow(now func() time.Time) envOption { return func(s *envSetup) { s.now = now } }
 
 // withUpstreamDown points the upstream at a closed port.
 func withUpstreamDown() envOption { return func(s *envSetup) { s.upstreamDown = true } }
@@ -113,6 +123,9 @@ func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
 		"AUTHPROXY_REDIRECT_URL":  "http://" + ln.Addr().String() + callbackPath,
 		"AUTHPROXY_COOKIE_SECRET": testCookieSecret,
 		"AUTHPROXY_COOKIE_SECURE": "false",
+
+		"AUTHPROXY_SIGNIN_RATE_LIMIT":             testRateLimit,
+		"AUTHPROXY_BACKCHANNEL_LOGOUT_RATE_LIMIT": testRateLimit,
 	}
 	maps.Copy(vars, setup.vars)
 	cfg, err := LoadConfig(mapLookup(vars))
@@ -154,7 +167,7 @@ func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
 	}
 	e.srv, err = New(Options{
 		Config: cfg, Provider: e.provider, Store: e.store,
-		StateCodec: stateCodec, Templates: pages, Logger: log,
+		StateCodec: stateCodec, Templates: pages, Logger: log, Now: setup.now,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -20,6 +20,9 @@ const (
 	outcomeBadRequest = "bad_request"
 	outcomeEndpoint   = "endpoint" // one of authproxy's own endpoints
 	outcomeError      = "error"    // authproxy or the upstream failed (5xx)
+	// outcomeRateLimited is a sign-in start, callback or back-channel
+	// logout refused by its rate limit (429).
+	outcomeRateLimited = "rate_limited"
 )
 
 // metrics are authproxy's Prometheus metrics, in a registry of the Server's
@@ -39,6 +42,9 @@ type metrics struct {
 	logouts     *prometheus.CounterVec
 	// tlsReloads counts loads of a changed TLS certificate, by result.
 	tlsReloads *prometheus.CounterVec
+	// rateLimited counts 429s by endpoint; rateLimits resolves each
+	// endpoint's counter once.
+	rateLimited *prometheus.CounterVec
 }
 
 func newMetrics(version string) *metrics {
@@ -46,7 +52,7 @@ func newMetrics(version string) *metrics {
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "authproxy_requests_total",
-			Help: "Requests served, by outcome: proxied, public, sign_in, unauthorized, forbidden, bad_request, endpoint, error.",
+			Help: "Requests served, by outcome: proxied, public, sign_in, unauthorized, forbidden, bad_request, rate_limited, endpoint, error.",
 		}, []string{"outcome"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "authproxy_requests_in_flight",
@@ -82,9 +88,13 @@ func newMetrics(version string) *metrics {
 			Name: "authproxy_tls_certificate_reloads_total",
 			Help: "Loads of a changed AUTHPROXY_TLS_CERT_FILE/_KEY_FILE pair, by result (ok, error; an error keeps the old certificate).",
 		}, []string{"result"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authproxy_rate_limited_total",
+			Help: "Requests refused with 429 by a per-address rate limit, by endpoint (start, callback, backchannel_logout).",
+		}, []string{"endpoint"}),
 	}
 	m.byOutcome = map[string]prometheus.Counter{}
-	for _, o := range []string{outcomeProxied, outcomePublic, outcomeSignIn, outcomeUnauth, outcomeForbidden, outcomeBadRequest, outcomeEndpoint, outcomeError} {
+	for _, o := range []string{outcomeProxied, outcomePublic, outcomeSignIn, outcomeUnauth, outcomeForbidden, outcomeBadRequest, outcomeRateLimited, outcomeEndpoint, outcomeError} {
 		m.byOutcome[o] = m.requests.WithLabelValues(o)
 	}
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -93,7 +103,7 @@ func newMetrics(version string) *metrics {
 	}, []string{"version", "goversion"})
 	build.WithLabelValues(version, runtime.Version()).Set(1)
 	m.reg.MustRegister(m.requests, m.inFlight, m.signIns, m.refreshes, m.storeTime, m.storeErrors,
-		m.upstream, m.logouts, m.tlsReloads, build,
+		m.upstream, m.logouts, m.tlsReloads, m.rateLimited, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

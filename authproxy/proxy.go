@@ -89,8 +89,9 @@ func upstreamTransport(cfg *Config) (*http.Transport, *url.URL, error) {
 	return transport, target, nil
 }
 
-// rewrite prepares the outgoing request: target URL, X-Forwarded-*, identity
-// headers and the Cookie header without authproxy's own cookies.
+// rewrite prepares the outgoing request: target URL, X-Forwarded-*,
+// X-Real-IP, identity headers and the Cookie header without authproxy's own
+// cookies.
 func (s *Server) rewrite(pr *httputil.ProxyRequest, target *url.URL) {
 	pr.SetURL(target)
 	pr.Out.Host = pr.In.Host // legacy apps build their links from Host
@@ -107,6 +108,10 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest, target *url.URL) {
 		if v := pr.In.Header.Get("X-Forwarded-Host"); v != "" {
 			pr.Out.Header.Set("X-Forwarded-Host", v)
 		}
+	}
+	// The client's own X-Real-IP was deleted with the identity headers.
+	if addr := s.trusted.clientAddr(pr.In); addr.IsValid() {
+		pr.Out.Header.Set("X-Real-IP", addr.String())
 	}
 
 	removeOwnCookies(pr.Out.Header, s.cfg.CookieName)

@@ -60,13 +60,13 @@ func (s *Server) ownRoutes() http.Handler {
 	if s.identity != nil {
 		r.Get(jwksPath, s.identity.serveJWKS)
 	}
-	r.Get(startPath, s.start)
-	r.Get(callbackPath, s.callback)
+	r.Get(startPath, s.limited(s.limits.start, s.start))
+	r.Get(callbackPath, s.limited(s.limits.callback, s.callback))
 	r.Get(signOutPath, s.signOut)
 	r.Post(signOutPath, s.signOut)
 	r.Get(userinfoPath, s.userinfo)
 	r.HandleFunc(authPath, s.forwardAuth)
-	r.Post(backchannelLogoutPath, s.backchannelLogout)
+	r.Post(backchannelLogoutPath, s.limited(s.limits.backchannel, s.backchannelLogout))
 	r.NotFound(s.protect)
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "method_not_allowed"})

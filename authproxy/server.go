@@ -70,6 +70,7 @@ type Server struct {
 	streams   *streams
 	metrics   *metrics
 	cache     *sessionCache // nil unless every revocation reaches this process
+	limits    rateLimits
 
 	identity *identitySigner // nil unless AUTHPROXY_UPSTREAM_JWT
 	bearers  bearerCache
@@ -116,6 +117,7 @@ func New(opts Options) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.limits = newRateLimits(opts.Config, s.metrics, s.now())
 	if opts.Config.UpstreamJWT {
 		origin := *opts.Config.RedirectURL
 		origin.Path, origin.RawPath = "", ""

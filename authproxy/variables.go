@@ -205,6 +205,10 @@ var variables = []variable{
 		}},
 	{name: "AUTHPROXY_TRUSTED_PROXIES", help: "CIDRs of proxies in front of authproxy whose X-Forwarded-For/-Proto/-Host are kept, e.g. 10.0.0.0/8",
 		parse: parseTrustedProxies},
+	{name: "AUTHPROXY_SIGNIN_RATE_LIMIT", def: "30/m burst=10", help: "sign-in starts (`/oauth2/start` and the redirect to sign in) and, counted apart, callbacks allowed per client address (X-Real-IP's; IPv6 by /64): `N/s`, `N/m` or `N/h` with an optional `burst=B` (default a third of N), or `off`; beyond it 429 with Retry-After. Signed-in requests are never counted",
+		parse: func(c *Config, v string) (err error) { c.SignInRateLimit, err = parseRateLimit(v); return err }},
+	{name: "AUTHPROXY_BACKCHANNEL_LOGOUT_RATE_LIMIT", def: "600/m burst=100", help: "back-channel logout requests allowed per client address (the IdP's), as AUTHPROXY_SIGNIN_RATE_LIMIT, or `off`",
+		parse: func(c *Config, v string) (err error) { c.BackchannelRateLimit, err = parseRateLimit(v); return err }},
 	{name: "AUTHPROXY_METRICS_LISTEN", help: "serve /metrics on this address (host:port) instead of on AUTHPROXY_LISTEN",
 		parse: func(c *Config, v string) error {
 			c.MetricsListen = v
