@@ -55,14 +55,34 @@ var clientAddrHeaders = map[string]bool{
 	"forwarded":                true, // RFC 7239
 }
 
-// forwardedHeaders are X-Forwarded-For, -Host and -Proto, by normalized
-// name. They are believed from trusted proxies in their canonical spelling
-// only (rewrite, clientAddr); another spelling (X_Forwarded_For) is a way
-// past that check into apps that read "_" as "-", and is deleted.
+// forwardedHeaders are the headers in which a proxy tells an app the
+// client's address (X-Forwarded-For) or the URL the client used (its host,
+// scheme, port and path prefix, which frameworks build links and redirects
+// from), by normalized name. They are believed from trusted proxies in
+// their canonical spelling only (rewrite, clientAddr); another spelling
+// (X_Forwarded_For) is a way past that check into apps that read "_" as
+// "-", and is deleted.
 var forwardedHeaders = map[string]string{
-	"x-forwarded-for":   "X-Forwarded-For",
-	"x-forwarded-host":  "X-Forwarded-Host",
-	"x-forwarded-proto": "X-Forwarded-Proto",
+	"x-forwarded-for":      "X-Forwarded-For",
+	"x-forwarded-host":     "X-Forwarded-Host",
+	"x-forwarded-proto":    "X-Forwarded-Proto",
+	"x-forwarded-port":     "X-Forwarded-Port",
+	"x-forwarded-prefix":   "X-Forwarded-Prefix",
+	"x-forwarded-server":   "X-Forwarded-Server",
+	"x-forwarded-ssl":      "X-Forwarded-Ssl",
+	"x-forwarded-scheme":   "X-Forwarded-Scheme",
+	"x-forwarded-protocol": "X-Forwarded-Protocol",
+	"x-url-scheme":         "X-Url-Scheme",
+	"front-end-https":      "Front-End-Https",
+	"x-original-host":      "X-Original-Host",
+	"x-host":               "X-Host",
+}
+
+// urlHeaders are the canonical forwardedHeaders that rewrite does not set
+// itself: they reach the upstream only from a trusted proxy.
+var urlHeaders = []string{
+	"X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Server", "X-Forwarded-Ssl", "X-Forwarded-Scheme",
+	"X-Forwarded-Protocol", "X-Url-Scheme", "Front-End-Https", "X-Original-Host", "X-Host",
 }
 
 // isClientAddrHeader reports whether a header name, in any case and with
@@ -70,7 +90,7 @@ var forwardedHeaders = map[string]string{
 // -Host or -Proto in a spelling other than the canonical one.
 func isClientAddrHeader(name string) bool {
 	const longest = len("x-original-forwarded-for")
-	if len(name) < len("forwarded") || len(name) > longest {
+	if len(name) < len("x-host") || len(name) > longest {
 		return false
 	}
 	switch name[0] | 0x20 {

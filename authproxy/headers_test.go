@@ -498,3 +498,39 @@ func isASCII(s string) bool {
 	}
 	return true
 }
+
+// TestURLHeadersOnlyFromTrustedProxies: the headers frameworks build links
+// and redirects from (X-Forwarded-Port, -Prefix, -Ssl, X-Original-Host, …)
+// reach the upstream only from a trusted proxy, and only in their canonical
+// spelling; a client's copies, in any spelling, never do.
+func TestURLHeadersOnlyFromTrustedProxies(t *testing.T) {
+	for _, tc := range []struct {
+		name, trusted string
+		wantCanonical bool
+	}{
+		{"untrusted client", "", false},
+		{"trusted proxy", "127.0.0.1/32", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var opts []envOption
+			if tc.trusted != "" {
+				opts = append(opts, withVar("AUTHPROXY_TRUSTED_PROXIES", tc.trusted))
+			}
+			e := newTestEnv(t, opts...)
+			for _, name := range urlHeaders {
+				underscored := strings.ReplaceAll(strings.ToLower(name), "-", "_")
+				got := fromUpstream(t, e.request(t, noFollow(e.browser()), http.MethodGet, "/app",
+					"Accept", "application/json", "Cookie", e.mintSession(t, testSession()),
+					name, "spoofed", underscored, "spoofed-too"))
+				if v, ok := got.Header[name]; ok != tc.wantCanonical || ok && (len(v) != 1 || v[0] != "spoofed") {
+					t.Errorf("upstream %s = %q, want it passed: %v", name, v, tc.wantCanonical)
+				}
+				for h, v := range got.Header {
+					if strings.Contains(h, "_") {
+						t.Errorf("upstream got %s: %q", h, v)
+					}
+				}
+			}
+		})
+	}
+}

@@ -108,6 +108,10 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest, target *url.URL) {
 		if v := pr.In.Header.Get("X-Forwarded-Host"); v != "" {
 			pr.Out.Header.Set("X-Forwarded-Host", v)
 		}
+	} else {
+		for _, h := range urlHeaders {
+			pr.Out.Header.Del(h)
+		}
 	}
 	// The client's own X-Real-IP was deleted with the identity headers.
 	if addr := s.trusted.clientAddr(pr.In); addr.IsValid() {
