@@ -209,11 +209,7 @@ func (s *Server) refreshOnce(w http.ResponseWriter, r *http.Request, sess *sessi
 		return nil, err
 	}
 	n := *sess
-	n.AccessToken = id.AccessToken
-	n.TokenExpiry = id.Expiry
-	if id.RefreshToken != "" {
-		n.RefreshToken = id.RefreshToken
-	}
+	s.keepTokens(&n, id)
 	if id.IDToken != "" {
 		if id.Subject != sess.Subject {
 			// OpenID Connect Core 12.2: a refreshed ID token is about the
@@ -223,7 +219,6 @@ func (s *Server) refreshOnce(w http.ResponseWriter, r *http.Request, sess *sessi
 		if !s.emailTrusted(id) {
 			return nil, fmt.Errorf("%w: refreshed ID token has an unverified email", errSessionEnded)
 		}
-		n.IDToken = id.IDToken
 		n.Email = id.Email
 		n.PreferredUsername = id.PreferredUsername
 		n.Groups = id.Groups
