@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/gorilla/securecookie"
@@ -52,6 +53,9 @@ const (
 // Use a different cookie name for each kind of value.
 type Codec struct {
 	codecs []securecookie.Codec
+	// Compressors are reused: a new flate.Writer costs some 800 KB.
+	writers sync.Pool // *flate.Writer
+	readers sync.Pool // io.ReadCloser that is a flate.Resetter
 }
 
 // NewCodec returns a Codec keyed by secrets, each exactly SecretLength bytes
@@ -106,7 +110,7 @@ func NewCodec(secrets [][]byte, maxAge time.Duration) (*Codec, error) {
 // cookie value as is. When the JSON or the result would be longer than
 // 64 KiB, Seal returns an error wrapping ErrTooLarge.
 func (c *Codec) Seal(name string, v any) (string, error) {
-	plain, err := encodeJSON(v)
+	plain, err := c.encodeJSON(v)
 	if err != nil {
 		return "", fmt.Errorf("session: seal %q: %w", name, err)
 	}
@@ -139,7 +143,7 @@ func (c *Codec) Open(name, value string, dst any) error {
 	if err := securecookie.DecodeMulti(name, value, &opened, c.codecs...); err != nil {
 		return fmt.Errorf("session: open %q: %w", name, err)
 	}
-	if err := decodeJSON(opened, dst); err != nil {
+	if err := c.decodeJSON(opened, dst); err != nil {
 		return fmt.Errorf("session: open %q: %w", name, err)
 	}
 	return nil
@@ -147,7 +151,7 @@ func (c *Codec) Open(name, value string, dst any) error {
 
 // encodeJSON returns v as JSON, or as deflated and the JSON compressed when
 // that is shorter (small values, such as sign-in states, seldom are).
-func encodeJSON(v any) ([]byte, error) {
+func (c *Codec) encodeJSON(v any) ([]byte, error) {
 	plain, err := json.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("encode: %w", err)
@@ -156,11 +160,17 @@ func encodeJSON(v any) ([]byte, error) {
 		return nil, fmt.Errorf("%d bytes of JSON, limit %d: %w", len(plain), maxPlainLength, ErrTooLarge)
 	}
 	var buf bytes.Buffer
+	buf.Grow(len(plain))
 	buf.WriteByte(deflated)
-	zw, err := flate.NewWriter(&buf, flate.BestCompression)
-	if err != nil {
-		return nil, fmt.Errorf("compress: %w", err)
+	zw, _ := c.writers.Get().(*flate.Writer)
+	if zw == nil {
+		if zw, err = flate.NewWriter(&buf, flate.BestCompression); err != nil {
+			return nil, fmt.Errorf("compress: %w", err)
+		}
+	} else {
+		zw.Reset(&buf)
 	}
+	defer c.writers.Put(zw)
 	if _, err := zw.Write(plain); err != nil {
 		return nil, fmt.Errorf("compress: %w", err)
 	}
@@ -175,15 +185,11 @@ func encodeJSON(v any) ([]byte, error) {
 
 // decodeJSON unmarshals what encodeJSON returned into dst, inflating it
 // first when it starts with deflated, to at most maxPlainLength bytes.
-func decodeJSON(b []byte, dst any) error {
+func (c *Codec) decodeJSON(b []byte, dst any) error {
 	if len(b) > 0 && b[0] == deflated {
-		zr := flate.NewReader(bytes.NewReader(b[1:]))
-		plain, err := io.ReadAll(io.LimitReader(zr, maxPlainLength+1))
+		plain, err := c.inflate(b[1:])
 		if err != nil {
-			return fmt.Errorf("inflate: %w", err)
-		}
-		if len(plain) > maxPlainLength {
-			return fmt.Errorf("inflates past %d bytes", maxPlainLength)
+			return err
 		}
 		b = plain
 	}
@@ -191,4 +197,24 @@ func decodeJSON(b []byte, dst any) error {
 		return fmt.Errorf("decode: %w", err)
 	}
 	return nil
+}
+
+// inflate returns b decompressed, refusing more than maxPlainLength bytes.
+func (c *Codec) inflate(b []byte) ([]byte, error) {
+	src := bytes.NewReader(b)
+	zr, _ := c.readers.Get().(io.ReadCloser)
+	if zr == nil {
+		zr = flate.NewReader(src)
+	} else if err := zr.(flate.Resetter).Reset(src, nil); err != nil {
+		return nil, fmt.Errorf("inflate: %w", err)
+	}
+	defer c.readers.Put(zr)
+	plain, err := io.ReadAll(io.LimitReader(zr, maxPlainLength+1))
+	if err != nil {
+		return nil, fmt.Errorf("inflate: %w", err)
+	}
+	if len(plain) > maxPlainLength {
+		return nil, fmt.Errorf("inflates past %d bytes", maxPlainLength)
+	}
+	return plain, nil
 }

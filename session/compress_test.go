@@ -61,6 +61,7 @@ func manyGroupsSession(t testing.TB, n int) *Session {
 }
 
 func TestEncodeJSONForm(t *testing.T) {
+	codec := newTestCodec(t, newSecret(t))
 	tests := []struct {
 		name         string
 		v            any
@@ -77,7 +78,7 @@ func TestEncodeJSONForm(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := encodeJSON(tt.v)
+			got, err := codec.encodeJSON(tt.v)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -92,7 +93,7 @@ func TestEncodeJSONForm(t *testing.T) {
 			}
 			// Whatever the form, it decodes to the same JSON.
 			var back any
-			if err := decodeJSON(got, &back); err != nil {
+			if err := codec.decodeJSON(got, &back); err != nil {
 				t.Fatalf("decodeJSON: %v", err)
 			}
 			var want any
