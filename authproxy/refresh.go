@@ -228,6 +228,12 @@ func (s *Server) refreshOnce(w http.ResponseWriter, r *http.Request, sess *sessi
 		}
 	}
 	if err := s.saveRefreshed(w, r, &n); err != nil {
+		if errors.Is(err, session.ErrTooLarge) {
+			// The refreshed identity (more groups) no longer fits the
+			// cookies, and the refresh token it replaces may be spent:
+			// signing in again shows the page that says why.
+			return nil, fmt.Errorf("%w: %w", errSessionEnded, err)
+		}
 		return nil, err
 	}
 	if sealed, err := s.state.Seal(refreshResultName, &n); err == nil {

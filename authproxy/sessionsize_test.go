@@ -228,3 +228,27 @@ func TestSignInSessionSize(t *testing.T) {
 		})
 	}
 }
+
+// TestRefreshTooLargeEndsSession checks that a session whose refreshed
+// identity no longer fits the cookies ends (sign in again, and see why)
+// rather than going on with the groups from before, or failing with a 500.
+func TestRefreshTooLargeEndsSession(t *testing.T) {
+	e := newTestEnv(t, withIdP(func(f *fakeIdP) { shortTokens(f); f.noEndSession = true }))
+	c := e.browser()
+	landing := e.signInNoLanding(t, c, "/app")
+	e.idp.set(func(f *fakeIdP) { f.claims["groups"] = randomGroups(1000) })
+
+	if r := e.api(t, c, landing); r.Status != http.StatusUnauthorized {
+		t.Errorf("API request whose refresh does not fit: got %d, want 401; body %.200s", r.Status, r.Body)
+	}
+	if v := e.sessionCookie(c); v != "" {
+		t.Errorf("session cookie kept after a refresh that did not fit")
+	}
+	cb := e.callback(t, c, e.idp.authorize(t, e.startSignIn(t, c, landing)))
+	if cb.Status != http.StatusInsufficientStorage {
+		t.Errorf("signing in again: got %d, want 507", cb.Status)
+	}
+	if n := len(e.up.requests()); n != 0 {
+		t.Errorf("upstream saw %d requests", n)
+	}
+}
