@@ -80,9 +80,17 @@ func (rf *refresher) forget(id string) {
 	rf.mu.Unlock()
 }
 
-// refreshDue reports whether sess's access token needs refreshing at now.
-func refreshDue(sess *session.Session, now time.Time) bool {
-	return sess.RefreshToken != "" && !sess.TokenExpiry.IsZero() && now.After(sess.TokenExpiry.Add(-refreshMargin))
+// refreshDue reports whether sess's access token needs refreshing at now:
+// it is about to expire, or it is to be forwarded and sess, saved while it
+// was not, lacks it.
+func (s *Server) refreshDue(sess *session.Session, now time.Time) bool {
+	if sess.RefreshToken == "" {
+		return false
+	}
+	if s.cfg.PassAccessToken && sess.AccessToken == "" {
+		return true
+	}
+	return !sess.TokenExpiry.IsZero() && now.After(sess.TokenExpiry.Add(-refreshMargin))
 }
 
 // refreshIfDue returns sess, or a refreshed copy when its access token is
@@ -92,7 +100,7 @@ func refreshDue(sess *session.Session, now time.Time) bool {
 // unchanged, so signed-in users keep working.
 func (s *Server) refreshIfDue(w http.ResponseWriter, r *http.Request, sess *session.Session) (*session.Session, error) {
 	now := s.now()
-	if !refreshDue(sess, now) {
+	if !s.refreshDue(sess, now) {
 		return sess, nil
 	}
 	rf := s.refresher

@@ -252,3 +252,29 @@ func TestRefreshTooLargeEndsSession(t *testing.T) {
 		t.Errorf("upstream saw %d requests", n)
 	}
 }
+
+// TestPassAccessTokenReachesSessionsSavedWithout checks that turning on
+// AUTHPROXY_PASS_ACCESS_TOKEN reaches sessions saved while it was off (they
+// hold no access token) at their next request, by a refresh, rather than
+// when their access token happens to expire.
+func TestPassAccessTokenReachesSessionsSavedWithout(t *testing.T) {
+	e := newTestEnv(t, withVar("AUTHPROXY_PASS_ACCESS_TOKEN", "true"))
+	signedIn := e.browser()
+	fromUpstream(t, e.signIn(t, signedIn, "/app"))
+	saved := e.storedSession(t, signedIn)
+	saved.AccessToken = "" // as saved with the setting off
+	if time.Until(saved.TokenExpiry) < 30*time.Minute {
+		t.Fatalf("test needs an access token far from expiry, got %v", saved.TokenExpiry)
+	}
+
+	c := e.browser()
+	e.giveSession(t, c, saved)
+	before := e.idp.lastAccessToken()
+	got := fromUpstream(t, e.navigate(t, c, "/app"))
+	if now := e.idp.lastAccessToken(); now == before || got.Header.Get("X-Forwarded-Access-Token") != now {
+		t.Errorf("upstream got access token %q, want a refreshed one", got.Header.Get("X-Forwarded-Access-Token"))
+	}
+	if sess := e.storedSession(t, c); sess.AccessToken != e.idp.lastAccessToken() {
+		t.Errorf("refreshed session holds access token %q, want the new one", sess.AccessToken)
+	}
+}
