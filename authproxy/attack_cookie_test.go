@@ -170,10 +170,7 @@ func checkNoSession(t *testing.T, e *testEnv, cookie string) int {
 }
 
 func TestAttackSessionCookies(t *testing.T) {
-	manyGroups := make([]any, 120)
-	for i := range manyGroups {
-		manyGroups[i] = fmt.Sprintf("group-with-a-longish-name-%03d", i)
-	}
+	manyGroups := randomGroups(300)
 	e := newProductionEnv(t)
 	name := e.cfg.CookieName
 

@@ -128,31 +128,15 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		s.forbidden(w, r, reason)
 		return
 	}
-	now := s.now()
-	sess := &session.Session{
-		ID:                randomString(18),
-		User:              id.User,
-		Subject:           id.Subject,
-		Email:             id.Email,
-		PreferredUsername: id.PreferredUsername,
-		Groups:            id.Groups,
-		SID:               id.SID,
-		Extra:             id.Extra,
-		IDToken:           id.IDToken,
-		AccessToken:       id.AccessToken,
-		RefreshToken:      id.RefreshToken,
-		TokenExpiry:       id.Expiry,
-		CreatedAt:         now,
-		ExpiresAt:         now.Add(s.cfg.SessionTTL),
-		LastSeen:          now,
-		IdleTimeout:       s.cfg.SessionIdleTimeout,
-	}
+	sess := s.newSession(id, s.now())
 	if err := s.store.Save(w, r, sess); err != nil {
 		if errors.Is(err, session.ErrTooLarge) {
 			s.metrics.signIns.WithLabelValues("too_large").Inc()
 			s.log.Error("session too large for cookies", "event", "sign_in", "result", "too_large", "user", id.User, "groups", len(id.Groups))
+			// 507: this deployment cannot store what the sign-in needs; no
+			// retry by the browser helps, only the operator (RFC 4918 11.5).
 			s.page(w, r, templates.Page{
-				Status:  http.StatusInternalServerError,
+				Status:  http.StatusInsufficientStorage,
 				Title:   "Your session is too large",
 				Message: "Your account's sign-in data (tokens and groups) is too large to keep in browser cookies.",
 				Hint:    "The people who run this site can fix this by setting AUTHPROXY_SESSION_STORE=redis, or by requesting fewer scopes or groups.",

@@ -80,9 +80,17 @@ func (rf *refresher) forget(id string) {
 	rf.mu.Unlock()
 }
 
-// refreshDue reports whether sess's access token needs refreshing at now.
-func refreshDue(sess *session.Session, now time.Time) bool {
-	return sess.RefreshToken != "" && !sess.TokenExpiry.IsZero() && now.After(sess.TokenExpiry.Add(-refreshMargin))
+// refreshDue reports whether sess's access token needs refreshing at now:
+// it is about to expire, or it is to be forwarded and sess, saved while it
+// was not, lacks it.
+func (s *Server) refreshDue(sess *session.Session, now time.Time) bool {
+	if sess.RefreshToken == "" {
+		return false
+	}
+	if s.cfg.PassAccessToken && sess.AccessToken == "" {
+		return true
+	}
+	return !sess.TokenExpiry.IsZero() && now.After(sess.TokenExpiry.Add(-refreshMargin))
 }
 
 // refreshIfDue returns sess, or a refreshed copy when its access token is
@@ -92,7 +100,7 @@ func refreshDue(sess *session.Session, now time.Time) bool {
 // unchanged, so signed-in users keep working.
 func (s *Server) refreshIfDue(w http.ResponseWriter, r *http.Request, sess *session.Session) (*session.Session, error) {
 	now := s.now()
-	if !refreshDue(sess, now) {
+	if !s.refreshDue(sess, now) {
 		return sess, nil
 	}
 	rf := s.refresher
@@ -210,11 +218,7 @@ func (s *Server) refreshOnce(w http.ResponseWriter, r *http.Request, sess *sessi
 		return nil, err
 	}
 	n := *sess
-	n.AccessToken = id.AccessToken
-	n.TokenExpiry = id.Expiry
-	if id.RefreshToken != "" {
-		n.RefreshToken = id.RefreshToken
-	}
+	s.keepTokens(&n, id)
 	if id.IDToken != "" {
 		if id.Subject != sess.Subject {
 			// OpenID Connect Core 12.2: a refreshed ID token is about the
@@ -224,7 +228,6 @@ func (s *Server) refreshOnce(w http.ResponseWriter, r *http.Request, sess *sessi
 		if !s.emailTrusted(id) {
 			return nil, fmt.Errorf("%w: refreshed ID token has an unverified email", errSessionEnded)
 		}
-		n.IDToken = id.IDToken
 		n.Email = id.Email
 		n.PreferredUsername = id.PreferredUsername
 		n.Groups = id.Groups
@@ -234,6 +237,12 @@ func (s *Server) refreshOnce(w http.ResponseWriter, r *http.Request, sess *sessi
 		}
 	}
 	if err := s.saveRefreshed(w, r, &n); err != nil {
+		if errors.Is(err, session.ErrTooLarge) {
+			// The refreshed identity (more groups) no longer fits the
+			// cookies, and the refresh token it replaces may be spent:
+			// signing in again shows the page that says why.
+			return nil, fmt.Errorf("%w: %w", errSessionEnded, err)
+		}
 		return nil, err
 	}
 	if sealed, err := s.state.Seal(refreshResultName, &n); err == nil {

@@ -336,8 +336,8 @@ func TestOwnCookiesNotForwarded(t *testing.T) {
 	e := newTestEnv(t, withVar("AUTHPROXY_SKIP_AUTH_ROUTES", "/public/"))
 	sess := e.mintSession(t, testSession())
 	big := testSession()
-	for i := range 150 {
-		big.Groups = append(big.Groups, strings.Repeat("g", 20)+string(rune('a'+i%26)))
+	for _, g := range randomGroups(150) {
+		big.Groups = append(big.Groups, g.(string))
 	}
 	chunked := e.mintSession(t, big)
 	if !strings.Contains(chunked, e.cfg.CookieName+"_1=") {

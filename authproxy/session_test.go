@@ -101,10 +101,7 @@ func TestInvalidSessionCookieIsNoSession(t *testing.T) {
 }
 
 func TestSignOut(t *testing.T) {
-	manyGroups := make([]any, 120)
-	for i := range manyGroups {
-		manyGroups[i] = "group-with-a-longish-name-" + strings.Repeat("x", i%7) + string(rune('a'+i%26))
-	}
+	manyGroups := randomGroups(120)
 	for _, tc := range []struct {
 		name, method, rd string
 		signedIn         bool

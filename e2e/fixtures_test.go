@@ -188,6 +188,8 @@ type dexOptions struct {
 	// one refresh token per user and client, so sessions whose refreshes are counted need users
 	// of their own.
 	ExtraUsers int
+	// ExtraGroups gives extra user i (from 1) these groups instead of alice's.
+	ExtraGroups map[int][]string
 }
 
 // extraUser is startDex's i-th extra user (from 1).
@@ -237,6 +239,9 @@ func startDex(t *testing.T, ps *procSet, opts dexOptions) *dexIdP {
 			p[k] = v
 		}
 		p["email"], p["username"], p["preferredUsername"], p["userID"] = u.email, u.preferredUsername, u.preferredUsername, u.userID
+		if groups, ok := opts.ExtraGroups[i]; ok {
+			p["groups"] = groups
+		}
 		passwords = append(passwords, p)
 	}
 	cfg["staticPasswords"] = passwords

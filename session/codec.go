@@ -1,10 +1,15 @@
 package session
 
 import (
+	"bytes"
+	"compress/flate"
 	"crypto/hkdf"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"sync"
 	"time"
 
 	"github.com/gorilla/securecookie"
@@ -18,6 +23,16 @@ const SecretLength = 32
 // cookies fits; a Store enforces its own, smaller limit.
 const maxSealedLength = 64 << 10
 
+// maxPlainLength caps a value's JSON, both when sealing and when an opened
+// value is inflated, so that a sealed value can never expand past it.
+const maxPlainLength = 64 << 10
+
+// deflated marks a sealed value whose JSON is compressed with DEFLATE
+// (RFC 1951). Values sealed without it (all of those sealed before
+// compression, and those that compression would not shorten) hold JSON as
+// it is, and JSON never starts with this byte.
+const deflated = 0x01
+
 // HKDF info strings: one per derived key, so that the hash key and the block
 // key are independent even though they come from the same secret.
 const (
@@ -26,16 +41,21 @@ const (
 )
 
 // Codec seals values into strings safe to put in a cookie, and opens them
-// again. A sealed value is JSON, encrypted with AES-256 and authenticated with
-// HMAC-SHA256 over the cookie name, a timestamp and the ciphertext
+// again. A sealed value is JSON, compressed with DEFLATE when that makes it
+// shorter, then encrypted with AES-256 and authenticated with HMAC-SHA256
+// over the cookie name, a timestamp and the ciphertext
 // (github.com/gorilla/securecookie), so a value sealed for one cookie name
-// does not open under another.
+// does not open under another. Values sealed as plain JSON, as every value
+// was before compression, still open.
 //
 // A Codec is safe for concurrent use. It is not tied to sessions: anything
 // that marshals to JSON can be sealed, such as a short-lived sign-in state.
 // Use a different cookie name for each kind of value.
 type Codec struct {
 	codecs []securecookie.Codec
+	// Compressors are reused: a new flate.Writer costs some 800 KB.
+	writers sync.Pool // *flate.Writer
+	readers sync.Pool // io.ReadCloser that is a flate.Resetter
 }
 
 // NewCodec returns a Codec keyed by secrets, each exactly SecretLength bytes
@@ -74,7 +94,8 @@ func NewCodec(secrets [][]byte, maxAge time.Duration) (*Codec, error) {
 	codecs := securecookie.CodecsFromPairs(pairs...)
 	for _, c := range codecs {
 		sc := c.(*securecookie.SecureCookie)
-		sc.SetSerializer(securecookie.JSONEncoder{})
+		// Seal and Open encode the JSON themselves (see encodeJSON).
+		sc.SetSerializer(securecookie.NopEncoder{})
 		sc.MaxAge(int(maxAge / time.Second))
 		// Length is checked by Seal and Open themselves, so that Seal can
 		// report ErrTooLarge and Open can refuse before decoding anything.
@@ -83,12 +104,17 @@ func NewCodec(secrets [][]byte, maxAge time.Duration) (*Codec, error) {
 	return &Codec{codecs: codecs}, nil
 }
 
-// Seal returns v as JSON, encrypted and authenticated for the cookie called
-// name, sealed with the first secret. The result uses only base64url
-// characters and "=", so it can be a cookie value as is. When it would be
-// longer than 64 KiB, Seal returns an error wrapping ErrTooLarge.
+// Seal returns v as JSON, compressed when that makes it shorter, encrypted
+// and authenticated for the cookie called name, sealed with the first
+// secret. The result uses only base64url characters and "=", so it can be a
+// cookie value as is. When the JSON or the result would be longer than
+// 64 KiB, Seal returns an error wrapping ErrTooLarge.
 func (c *Codec) Seal(name string, v any) (string, error) {
-	sealed, err := securecookie.EncodeMulti(name, v, c.codecs...)
+	plain, err := c.encodeJSON(v)
+	if err != nil {
+		return "", fmt.Errorf("session: seal %q: %w", name, err)
+	}
+	sealed, err := securecookie.EncodeMulti(name, plain, c.codecs...)
 	if err != nil {
 		return "", fmt.Errorf("session: seal %q: %w", name, err)
 	}
@@ -101,7 +127,8 @@ func (c *Codec) Seal(name string, v any) (string, error) {
 // Open verifies value as sealed by Seal for the cookie called name with any
 // of the Codec's secrets, no longer ago than the Codec's max age, and
 // unmarshals it into dst, which must be a non-nil pointer. Values longer than
-// 64 KiB are refused before any decoding.
+// 64 KiB are refused before any decoding, and a compressed value is inflated
+// to at most 64 KiB, though only once it has been authenticated.
 //
 // On error dst may have been partly written; the caller must discard it.
 // Errors say why the value did not open but never include it.
@@ -112,8 +139,82 @@ func (c *Codec) Open(name, value string, dst any) error {
 	if len(value) > maxSealedLength {
 		return fmt.Errorf("session: open %q: %d bytes, limit %d", name, len(value), maxSealedLength)
 	}
-	if err := securecookie.DecodeMulti(name, value, dst, c.codecs...); err != nil {
+	var opened []byte
+	if err := securecookie.DecodeMulti(name, value, &opened, c.codecs...); err != nil {
+		return fmt.Errorf("session: open %q: %w", name, err)
+	}
+	if err := c.decodeJSON(opened, dst); err != nil {
 		return fmt.Errorf("session: open %q: %w", name, err)
 	}
 	return nil
+}
+
+// encodeJSON returns v as JSON, or as deflated and the JSON compressed when
+// that is shorter (small values, such as sign-in states, seldom are).
+func (c *Codec) encodeJSON(v any) ([]byte, error) {
+	plain, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode: %w", err)
+	}
+	if len(plain) > maxPlainLength {
+		return nil, fmt.Errorf("%d bytes of JSON, limit %d: %w", len(plain), maxPlainLength, ErrTooLarge)
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(plain))
+	buf.WriteByte(deflated)
+	zw, _ := c.writers.Get().(*flate.Writer)
+	if zw == nil {
+		if zw, err = flate.NewWriter(&buf, flate.BestCompression); err != nil {
+			return nil, fmt.Errorf("compress: %w", err)
+		}
+	} else {
+		zw.Reset(&buf)
+	}
+	defer c.writers.Put(zw)
+	if _, err := zw.Write(plain); err != nil {
+		return nil, fmt.Errorf("compress: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return nil, fmt.Errorf("compress: %w", err)
+	}
+	if buf.Len() >= len(plain) {
+		return plain, nil
+	}
+	return buf.Bytes(), nil
+}
+
+// decodeJSON unmarshals what encodeJSON returned into dst, inflating it
+// first when it starts with deflated, to at most maxPlainLength bytes.
+func (c *Codec) decodeJSON(b []byte, dst any) error {
+	if len(b) > 0 && b[0] == deflated {
+		plain, err := c.inflate(b[1:])
+		if err != nil {
+			return err
+		}
+		b = plain
+	}
+	if err := json.Unmarshal(b, dst); err != nil {
+		return fmt.Errorf("decode: %w", err)
+	}
+	return nil
+}
+
+// inflate returns b decompressed, refusing more than maxPlainLength bytes.
+func (c *Codec) inflate(b []byte) ([]byte, error) {
+	src := bytes.NewReader(b)
+	zr, _ := c.readers.Get().(io.ReadCloser)
+	if zr == nil {
+		zr = flate.NewReader(src)
+	} else if err := zr.(flate.Resetter).Reset(src, nil); err != nil {
+		return nil, fmt.Errorf("inflate: %w", err)
+	}
+	defer c.readers.Put(zr)
+	plain, err := io.ReadAll(io.LimitReader(zr, maxPlainLength+1))
+	if err != nil {
+		return nil, fmt.Errorf("inflate: %w", err)
+	}
+	if len(plain) > maxPlainLength {
+		return nil, fmt.Errorf("inflates past %d bytes", maxPlainLength)
+	}
+	return plain, nil
 }

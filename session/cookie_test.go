@@ -154,7 +154,7 @@ func TestCookieStoreRoundTrip(t *testing.T) {
 		{"no tokens", 0, []string{"_authproxy"}},
 		{"small", 1000, []string{"_authproxy"}},
 		{"typical", 3000, chunkNames(2)},
-		{"large", 9000, chunkNames(5)},
+		{"large", 12500, chunkNames(5)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -184,12 +184,12 @@ func TestCookieStoreSaveReplaces(t *testing.T) {
 		wantExpired []string
 	}{
 		{"none to one", -1, 100, []string{"_authproxy"}, nil},
-		{"none to chunks", -1, 9000, chunkNames(5), []string{"_authproxy"}},
+		{"none to chunks", -1, 12500, chunkNames(5), []string{"_authproxy"}},
 		{"one to one", 100, 200, []string{"_authproxy"}, nil},
-		{"chunks to one", 9000, 100, []string{"_authproxy"}, chunkNames(5)},
+		{"chunks to one", 12500, 100, []string{"_authproxy"}, chunkNames(5)},
 		{"one to chunks", 100, 3000, chunkNames(2), []string{"_authproxy"}},
-		{"more to fewer chunks", 9000, 3000, chunkNames(2), []string{"_authproxy", "_authproxy_2", "_authproxy_3", "_authproxy_4"}},
-		{"fewer to more chunks", 3000, 9000, chunkNames(5), []string{"_authproxy"}},
+		{"more to fewer chunks", 12500, 3000, chunkNames(2), []string{"_authproxy", "_authproxy_2", "_authproxy_3", "_authproxy_4"}},
+		{"fewer to more chunks", 3000, 12500, chunkNames(5), []string{"_authproxy"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -242,7 +242,7 @@ func TestCookieStoreSaveRejects(t *testing.T) {
 			store := newTestStore(t, tt.opts)
 			b := newBrowser(t)
 			if tt.carried {
-				saveTo(t, b, store, newSession(t, 9000))
+				saveTo(t, b, store, newSession(t, 12500))
 			}
 			rec := httptest.NewRecorder()
 			err := store.Save(rec, b.request(), tt.sess)
@@ -264,7 +264,7 @@ func TestCookieStoreSaveRejects(t *testing.T) {
 
 func TestCookieStoreRotation(t *testing.T) {
 	oldKey, newKey := newSecret(t), newSecret(t)
-	for _, tokenBytes := range []int{100, 9000} {
+	for _, tokenBytes := range []int{100, 12500} {
 		b := newBrowser(t)
 		sess := newSession(t, tokenBytes)
 		saveTo(t, b, newTestStore(t, CookieOptions{}, oldKey), sess)
@@ -310,7 +310,7 @@ func TestCookieStoreLoadRejects(t *testing.T) {
 		return s
 	}
 	small := seal("_authproxy", newSession(t, 100))
-	large := seal("_authproxy", newSession(t, 9000))
+	large := seal("_authproxy", newSession(t, 12500))
 	// Chunk the large value as Save would: it needs five cookies.
 	n := 5
 	size := (len(large) + n - 1) / n
@@ -459,7 +459,7 @@ func TestCookieStoreClear(t *testing.T) {
 	t.Run("browser drops the session", func(t *testing.T) {
 		store := newTestStore(t, opts)
 		b := newBrowser(t)
-		saveTo(t, b, store, newSession(t, 9000))
+		saveTo(t, b, store, newSession(t, 12500))
 		rec := httptest.NewRecorder()
 		if err := store.Clear(rec, b.request()); err != nil {
 			t.Fatalf("Clear: %v", err)
@@ -544,8 +544,8 @@ func TestCookieStoreAttributes(t *testing.T) {
 	}{
 		{"defaults", CookieOptions{}, 100, time.Hour, "_authproxy", "/", 3600},
 		{"secure strict", CookieOptions{Domain: "example.com", Secure: true, SameSite: http.SameSiteStrictMode}, 100, 168 * time.Hour, "_authproxy", "/", 168 * 3600},
-		{"chunks", CookieOptions{Name: "s", Path: "/app", Secure: true, SameSite: http.SameSiteLaxMode}, 9000, time.Hour, "s_0", "/app", 3600},
-		{"long domain", CookieOptions{Domain: strings.Repeat("a", 60) + "." + strings.Repeat("b", 60) + ".example.com", Secure: true, SameSite: http.SameSiteNoneMode}, 9000, time.Hour, "_authproxy_0", "/", 3600},
+		{"chunks", CookieOptions{Name: "s", Path: "/app", Secure: true, SameSite: http.SameSiteLaxMode}, 12500, time.Hour, "s_0", "/app", 3600},
+		{"long domain", CookieOptions{Domain: strings.Repeat("a", 60) + "." + strings.Repeat("b", 60) + ".example.com", Secure: true, SameSite: http.SameSiteNoneMode}, 12500, time.Hour, "_authproxy_0", "/", 3600},
 		{"rounds down", CookieOptions{}, 100, 90*time.Second + 900*time.Millisecond, "_authproxy", "/", 90},
 		{"at least a second", CookieOptions{}, 100, 500 * time.Millisecond, "_authproxy", "/", 1},
 	}

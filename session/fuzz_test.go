@@ -1,8 +1,11 @@
 package session
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -33,6 +36,12 @@ func fuzzCodec(t testing.TB) *Codec {
 
 func fuzzSessions() []*Session {
 	created := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	// Group names as random as real ids, but the same in every run.
+	groups := make([]string, 200)
+	for i := range groups {
+		groups[i] = fmt.Sprintf("group-%x", sha256.Sum256(fmt.Append(nil, i)))[:38]
+	}
+	payload, _ := json.Marshal(map[string]any{"sub": "w", "groups": groups})
 	return []*Session{
 		{
 			ID: "small", User: "u", Subject: "u", Email: "u@example.com",
@@ -43,6 +52,13 @@ func fuzzSessions() []*Session {
 			IDToken:      strings.Repeat("eyJhbGciOiJSUzI1NiJ9.", 60),
 			AccessToken:  strings.Repeat("eyJ0eXAiOiJKV1QifQ.", 60),
 			RefreshToken: strings.Repeat("r3fr3sh-", 100),
+			CreatedAt:    created, ExpiresAt: created.Add(100 * 365 * 24 * time.Hour),
+		},
+		{
+			// Compressed (and its ID token split), still over two cookies.
+			ID: "compressed", User: "w", Subject: "w", Groups: groups,
+			IDToken:      "eyJhbGciOiJFUzI1NiJ9." + base64.RawURLEncoding.EncodeToString(payload) + ".c2ln",
+			RefreshToken: "r3fr3sh",
 			CreatedAt:    created, ExpiresAt: created.Add(100 * 365 * 24 * time.Hour),
 		},
 	}
@@ -164,12 +180,14 @@ func TestFuzzCorpusOpens(t *testing.T) {
 		wantOK bool
 	}{
 		{"FuzzCookieStoreLoad/valid-single", true},
+		{"FuzzCookieStoreLoad/valid-compressed-chunks", true},
 		{"FuzzCookieStoreLoad/valid-chunks", true},
 		{"FuzzCookieStoreLoad/bare-and-chunks", true},
 		{"FuzzCookieStoreLoad/quoted-and-junk", true},
 		{"FuzzCookieStoreLoad/chunks-swapped", false},
 		{"FuzzCookieStoreLoad/truncated-chunk", false},
 		{"FuzzCodecOpen/valid", true},
+		{"FuzzCodecOpen/valid-compressed", true},
 		{"FuzzCodecOpen/other-name", false},
 		{"FuzzCodecOpen/flipped", false},
 		{"FuzzCodecOpen/padding-stripped", false},

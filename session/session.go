@@ -2,9 +2,9 @@
 //
 // A Session is a plain value. A Store loads it from, saves it to and clears it
 // from an HTTP request and response. The cookie store (NewCookieStore) seals
-// the whole session into the browser's cookies; nothing is kept on a server,
-// so it cannot end a session before it expires unless wrapped with a
-// RevocationList (WithRevocation). The ticket store (NewTicketStore) keeps
+// the whole session, compressed, into the browser's cookies; nothing is kept
+// on a server, so it cannot end a session before it expires unless wrapped
+// with a RevocationList (WithRevocation). The ticket store (NewTicketStore) keeps
 // sessions, encrypted, in a Backend (NewRedisBackend, NewMemoryBackend) and
 // gives the browser only a small ticket; it can end sessions for good.
 //
@@ -26,7 +26,8 @@ import (
 var ErrNotFound = errors.New("session: no valid session")
 
 // ErrTooLarge is returned by Store.Save when the sealed session does not fit
-// in the cookies the store may set. Nothing is written in that case.
+// in the cookies the store may set, even compressed, or its JSON is longer
+// than 64 KiB. Nothing is written in that case.
 var ErrTooLarge = errors.New("session: sealed session too large for cookies")
 
 // Session is what authproxy knows about a signed-in user. It is sealed as a
@@ -47,8 +48,15 @@ type Session struct {
 	// SID is the IdP's session id (the ID token's sid claim), if any.
 	SID string `json:"sid,omitempty"`
 
-	IDToken      string `json:"id_token,omitempty"`
-	AccessToken  string `json:"access_token,omitempty"`
+	// IDToken is the raw ID token. Every byte of the session costs cookie
+	// space, so callers keep it only when they send it back (as
+	// id_token_hint); its claims belong in the fields above. A compact JWS
+	// is stored with its payload decoded, so that compression finds the
+	// claims it shares with those fields, and comes back byte for byte.
+	IDToken string `json:"id_token,omitempty"`
+	// AccessToken is kept only when something sends it on after sign-in.
+	AccessToken string `json:"access_token,omitempty"`
+	// RefreshToken, when not empty, renews the tokens before TokenExpiry.
 	RefreshToken string `json:"refresh_token,omitempty"`
 	// TokenExpiry is when the access token expires; zero when unknown.
 	TokenExpiry time.Time `json:"token_expiry,omitzero"`
