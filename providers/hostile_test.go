@@ -233,7 +233,7 @@ func TestIdPFailures(t *testing.T) {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusInternalServerError)
 			io.WriteString(w, `{"error":"server_error"}`)
-		}, ErrBadResponse},
+		}, ErrUnavailable},
 		{"not JSON", func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			io.WriteString(w, `<html>maintenance</html>`)

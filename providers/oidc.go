@@ -374,11 +374,12 @@ func tokenError(op string, err error) error {
 		return fmt.Errorf("%w: %s: %s", ErrRejected, op, re.ErrorCode)
 	}
 	if errors.As(err, &re) {
+		// A server error (or an error code with 2xx): the IdP is down.
 		status := 0
 		if re.Response != nil {
 			status = re.Response.StatusCode
 		}
-		return fmt.Errorf("%w: %s: status %d, error %q", ErrBadResponse, op, status, truncateValue(re.ErrorCode))
+		return fmt.Errorf("%w: %s: status %d, error %q", ErrUnavailable, op, status, truncateValue(re.ErrorCode))
 	}
 	return idpFailure(op, err)
 }

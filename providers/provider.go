@@ -26,8 +26,8 @@ var ErrUnavailable = errors.New("providers: identity provider unavailable")
 var ErrTimeout = fmt.Errorf("%w: no answer in time", ErrUnavailable)
 
 // ErrBadResponse wraps ErrUnavailable for an IdP that answered, but with
-// something that is not an answer: a server error, an unreadable body, or one
-// larger than MaxResponseBytes.
+// something that is not an answer: an unreadable body, or one larger than
+// MaxResponseBytes. (A server error status is plain ErrUnavailable.)
 var ErrBadResponse = fmt.Errorf("%w: unusable answer", ErrUnavailable)
 
 // ErrDenied wraps ErrRejected for a sign-in whose token is genuine but whose
