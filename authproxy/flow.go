@@ -216,9 +216,9 @@ func (s *Server) takeState(w http.ResponseWriter, r *http.Request, state string)
 }
 
 // idpUnavailable renders the page for an identity provider that failed:
-// 504 when it did not answer in time, 502 when its answer was unusable
-// (a server error, unreadable or oversized), else 503 (not reached, or
-// discovery not loaded yet).
+// 504 when it did not answer in time, 502 when its answer was unreadable or
+// oversized, else 503 (not reached, a server error, or discovery not loaded
+// yet).
 func (s *Server) idpUnavailable(w http.ResponseWriter, r *http.Request, err error) {
 	status := http.StatusServiceUnavailable
 	switch {
