@@ -78,6 +78,12 @@ func (k *Key) JWK() map[string]any {
 	return m
 }
 
+// Sign returns claims as a JWT signed with k, with its kid when it has one.
+// Unlike SignWith it may be called from a Behaviour hook.
+func (k *Key) Sign(claims map[string]any) (string, error) {
+	return sign(jose.SigningKey{Algorithm: k.Alg, Key: jose.JSONWebKey{Key: k.Private, KeyID: k.ID}}, claims)
+}
+
 // Behaviour is how the OP answers; the zero value is a correct OP. Change it
 // with OP.Set. Hooks run with the OP locked: they must not call its methods.
 type Behaviour struct {
@@ -253,7 +259,7 @@ func (op *OP) signLocked(claims map[string]any) string {
 	if k == nil {
 		k = op.RSA
 	}
-	s, err := sign(jose.SigningKey{Algorithm: k.Alg, Key: jose.JSONWebKey{Key: k.Private, KeyID: k.ID}}, claims)
+	s, err := k.Sign(claims)
 	if err != nil {
 		op.t.Errorf("hostile OP: signing: %v", err)
 	}
