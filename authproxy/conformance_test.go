@@ -434,7 +434,10 @@ func TestConformanceTokenEndpoint(t *testing.T) {
 
 	t.Run("token-never-answers", func(t *testing.T) {
 		op := newHostileOP(t)
-		e := newHostileEnv(t, op, withIdPTimeout(time.Second))
+		e := newHostileEnv(t, op, withHostileVar("AUTHPROXY_IDP_TIMEOUT", "1s"))
+		if got := providerConfig(e.cfg, nil).HTTPClient.Timeout; got != time.Second {
+			t.Fatalf("AUTHPROXY_IDP_TIMEOUT=1s gives the provider a %s timeout", got)
+		}
 		other := e.browser()
 		e.accepted(t, other, e.signIn(t, other)) // signed in before the OP hangs
 		arrived, release := make(chan struct{}, 1), make(chan struct{})

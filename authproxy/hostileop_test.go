@@ -44,16 +44,10 @@ type hostileEnv struct {
 }
 
 type hostileSetup struct {
-	vars    map[string]string
-	timeout time.Duration
+	vars map[string]string
 }
 
 type hostileOption func(*hostileSetup)
-
-// withIdPTimeout sets the provider's HTTP client timeout (default 10 s).
-func withIdPTimeout(d time.Duration) hostileOption {
-	return func(s *hostileSetup) { s.timeout = d }
-}
 
 // withHostileVar sets an AUTHPROXY_* variable.
 func withHostileVar(name, value string) hostileOption {
@@ -64,7 +58,7 @@ func withHostileVar(name, value string) hostileOption {
 // URL as the issuer. Set op's Behaviour before: discovery runs once, here.
 func newHostileEnv(t *testing.T, op *hostileop.OP, opts ...hostileOption) *hostileEnv {
 	t.Helper()
-	setup := hostileSetup{vars: map[string]string{}, timeout: 10 * time.Second}
+	setup := hostileSetup{vars: map[string]string{}}
 	for _, o := range opts {
 		o(&setup)
 	}
@@ -90,9 +84,7 @@ func newHostileEnv(t *testing.T, op *hostileop.OP, opts ...hostileOption) *hosti
 	}
 	e.cfg = cfg
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	pc := providerConfig(cfg, log)
-	pc.HTTPClient = &http.Client{Timeout: setup.timeout}
-	e.provider = providers.NewOIDC(pc)
+	e.provider = providers.NewOIDC(providerConfig(cfg, log))
 	e.discoverErr = e.provider.Discover(context.Background())
 
 	keys := make([][]byte, len(cfg.CookieSecrets))
