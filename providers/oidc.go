@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -305,7 +304,7 @@ func (p *OIDC) Exchange(ctx context.Context, code, verifier, nonce string) (*Ide
 	}
 	idt, claims, err := d.verify(ctx, d.verifier, rawID)
 	if err != nil {
-		return nil, verifyError("verifying ID token", err)
+		return nil, fmt.Errorf("%w: verifying ID token: %w", ErrRejected, err)
 	}
 	if err := checkIDToken(idt, claims, p.cfg.ClientID); err != nil {
 		return nil, err
@@ -339,22 +338,12 @@ func (p *OIDC) Refresh(ctx context.Context, refreshToken string) (*Identity, err
 	}
 	idt, claims, err := d.verify(ctx, d.verifier, rawID)
 	if err != nil {
-		return nil, verifyError("verifying refreshed ID token", err)
+		return nil, fmt.Errorf("%w: verifying refreshed ID token: %w", ErrRejected, err)
 	}
 	if err := checkIDToken(idt, claims, p.cfg.ClientID); err != nil {
 		return nil, err
 	}
 	return p.identity(ctx, d, idt, claims, rawID, tok)
-}
-
-// verifyError classifies a failed ID token verification: the token is not
-// to be trusted (ErrRejected), unless fetching the IdP's keys failed.
-func verifyError(op string, err error) error {
-	var uerr *url.Error
-	if errors.Is(err, ErrUnavailable) || errors.As(err, &uerr) {
-		return idpFailure(op+": fetching keys", err)
-	}
-	return fmt.Errorf("%w: %s: %w", ErrRejected, op, err)
 }
 
 // tokenError classifies a token endpoint failure: a 4xx answer is the
