@@ -16,7 +16,6 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -452,21 +451,42 @@ func TestConformanceTokenEndpoint(t *testing.T) {
 			}
 		})
 		c := e.browser()
-		done := make(chan reply, 1)
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			done <- e.signIn(t, c)
+		type result struct {
+			r   reply
+			err error
+		}
+		done := make(chan result, 1)
+		go func() { // no t.Fatal off the test's goroutine
+			req, err := http.NewRequest(http.MethodGet, e.proxy.URL+startPath+"?rd=%2Fapp", nil)
+			if err != nil {
+				done <- result{err: err}
+				return
+			}
+			req.Header.Set("Accept", acceptHTML)
+			resp, err := c.Do(req)
+			if err != nil {
+				done <- result{err: err}
+				return
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			done <- result{reply{Status: resp.StatusCode, Header: resp.Header, Body: string(body), URL: resp.Request.URL, Cookies: resp.Cookies()}, err}
 		}()
-		<-arrived
+		select {
+		case <-arrived:
+		case res := <-done:
+			t.Fatalf("the sign-in ended (%d, %v) before the token request", res.r.Status, res.err)
+		}
 		// Meanwhile everyone else is served.
 		fromUpstream(t, e.navigate(t, other, "/app"))
 		if r := e.api(t, e.browser(), healthPath); r.Status != http.StatusOK {
 			t.Errorf("%s during the hang: %d", healthPath, r.Status)
 		}
-		wg.Wait()
-		e.refused(t, c, <-done, http.StatusGatewayTimeout)
+		res := <-done
+		if res.err != nil {
+			t.Fatal(res.err)
+		}
+		e.refused(t, c, res.r, http.StatusGatewayTimeout)
 		if n := len(op.Calls("/token")); n != 2 { // the first sign-in's and this one
 			t.Errorf("%d token requests, want 2", n)
 		}
