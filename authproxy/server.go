@@ -155,6 +155,7 @@ func providerConfig(cfg *Config, log *slog.Logger) providers.OIDCConfig {
 		GroupsClaim:    cfg.GroupsClaim,
 		ExtraClaims:    cfg.claimNames(),
 		GroupsRequired: len(cfg.AllowedGroups) > 0,
+		HTTPClient:     &http.Client{Timeout: cfg.IdPTimeout},
 		Logger:         log,
 	}
 }
