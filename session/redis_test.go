@@ -481,7 +481,7 @@ func TestNewRedisBackendModes(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer b.Close()
-			if got := fmt.Sprintf("%T", b.client); got != tt.client {
+			if got := fmt.Sprintf("%T", b.client()); got != tt.client {
 				t.Errorf("client %s, want %s", got, tt.client)
 			}
 			if b.prefix != DefaultKeyPrefix {
