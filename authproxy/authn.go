@@ -202,7 +202,8 @@ func (s *Server) clearSession(w http.ResponseWriter, r *http.Request) {
 const idleTouchEvery = time.Minute
 
 // storeRetryAfter is the Retry-After, in seconds, of every answer given
-// because the session store failed: about how long a Redis failover takes.
+// because the session store failed: a Redis restart or a Sentinel failover
+// takes seconds, so clients should try again soon.
 const storeRetryAfter = "5"
 
 // storeUnavailable answers when the session store failed: 503 with

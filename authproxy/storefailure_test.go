@@ -188,7 +188,10 @@ func TestReadyzNamesWhatIsNotReady(t *testing.T) {
 			http.StatusServiceUnavailable, `{"status":"unavailable","not_ready":["session_store"]}`, "10.9.8.7:6379"},
 		{"session store hangs", func(b *faultyBackend) []envOption { b.hung.Store(true); return []envOption{withBackend(b)} },
 			http.StatusServiceUnavailable, `{"status":"unavailable","not_ready":["session_store"]}`, "context deadline exceeded"},
-		{"both", func(b *faultyBackend) []envOption { b.down.Store(true); return []envOption{withIdPDown(), withBackend(b)} },
+		{"both", func(b *faultyBackend) []envOption {
+			b.down.Store(true)
+			return []envOption{withIdPDown(), withBackend(b)}
+		},
 			http.StatusServiceUnavailable, `{"status":"unavailable","not_ready":["identity_provider","session_store"]}`, "10.9.8.7:6379"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
