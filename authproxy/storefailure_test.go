@@ -174,28 +174,31 @@ func TestStoreFailuresLoggedThrottled(t *testing.T) {
 
 func TestReadyzNamesWhatIsNotReady(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		opts  func(b *faultyBackend) []envOption
-		want  int
-		body  string
-		cause string // in the log, not the answer
+		name                     string
+		idpDown, storeDown, hung bool
+		want                     int
+		body                     string
+		cause                    string // in the log, not the answer
 	}{
-		{"ready", func(b *faultyBackend) []envOption { return []envOption{withBackend(b)} },
-			http.StatusOK, `{"status":"ok"}`, ""},
-		{"IdP never discovered", func(b *faultyBackend) []envOption { return []envOption{withIdPDown(), withBackend(b)} },
+		{"ready", false, false, false, http.StatusOK, `{"status":"ok"}`, ""},
+		{"IdP never discovered", true, false, false,
 			http.StatusServiceUnavailable, `{"status":"unavailable","not_ready":["identity_provider"]}`, "127.0.0.1"},
-		{"session store down", func(b *faultyBackend) []envOption { b.down.Store(true); return []envOption{withBackend(b)} },
+		{"session store down", false, true, false,
 			http.StatusServiceUnavailable, `{"status":"unavailable","not_ready":["session_store"]}`, "10.9.8.7:6379"},
-		{"session store hangs", func(b *faultyBackend) []envOption { b.hung.Store(true); return []envOption{withBackend(b)} },
+		{"session store hangs", false, false, true,
 			http.StatusServiceUnavailable, `{"status":"unavailable","not_ready":["session_store"]}`, "context deadline exceeded"},
-		{"both", func(b *faultyBackend) []envOption {
-			b.down.Store(true)
-			return []envOption{withIdPDown(), withBackend(b)}
-		},
+		{"both", true, true, false,
 			http.StatusServiceUnavailable, `{"status":"unavailable","not_ready":["identity_provider","session_store"]}`, "10.9.8.7:6379"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newTestEnv(t, tc.opts(newFaultyBackend())...)
+			b := newFaultyBackend()
+			b.down.Store(tc.storeDown)
+			b.hung.Store(tc.hung)
+			opts := []envOption{withBackend(b)}
+			if tc.idpDown {
+				opts = append(opts, withIdPDown())
+			}
+			e := newTestEnv(t, opts...)
 			// A probe gives up after a few seconds; /readyz must answer
 			// before, whatever the store does.
 			c := e.browser()
