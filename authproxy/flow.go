@@ -54,6 +54,19 @@ func (s *Server) beginSignIn(w http.ResponseWriter, r *http.Request, rd string) 
 // this browser started, exchanges the code with the PKCE verifier, verifies
 // the ID token and its nonce, checks who may pass and sets the session.
 func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
+	// The session store must be usable before the state cookie is spent and
+	// the code exchanged (a code works once): then this same callback,
+	// loaded again once the store is back, completes the sign-in.
+	if err := s.pingStore(r.Context()); err != nil {
+		s.storeFailed(w, r, err)
+		s.page(w, r, templates.Page{
+			Status:  http.StatusServiceUnavailable,
+			Title:   "Sign-in is unavailable",
+			Message: "authproxy cannot keep your session right now, so your sign-in is not complete yet.",
+			Hint:    "Reload this page in a moment to finish signing in.",
+		})
+		return
+	}
 	q := r.URL.Query()
 	st, ok := s.takeState(w, r, q.Get("state"))
 	if ac, isChecker := s.provider.(providers.AuthResponseChecker); ok && isChecker {
@@ -136,7 +149,17 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 			})
 			return
 		}
-		s.internalError(w, r, "saving session", err)
+		// The store failed after the check above: the code is spent, so
+		// this sign-in must start again.
+		s.storeFailed(w, r, err)
+		s.page(w, r, templates.Page{
+			Status:   http.StatusServiceUnavailable,
+			Title:    "Sign-in is unavailable",
+			Message:  "authproxy could not keep your session, so your sign-in was not completed.",
+			Hint:     "Try again in a moment.",
+			Link:     startPath + "?rd=" + url.QueryEscape(st.Redirect),
+			LinkText: "Sign in again",
+		})
 		return
 	}
 	s.metrics.signIns.WithLabelValues("ok").Inc()

@@ -77,6 +77,9 @@ type Server struct {
 	// claimHeaderNames are AUTHPROXY_CLAIM_HEADERS' names, normalized.
 	claimHeaderNames map[string]bool
 	closer           io.Closer
+
+	storeFailures *logThrottle // "session store failed"
+	idpNotReady   *logThrottle // /readyz's causes for the IdP
 }
 
 // New builds a Server from opts.
@@ -100,6 +103,8 @@ func New(opts Options) (*Server, error) {
 		streams:   newStreams(),
 		metrics:   newMetrics(opts.Version),
 	}
+	s.storeFailures = newLogThrottle(s.log, "session store failed", storeLogEvery)
+	s.idpNotReady = newLogThrottle(s.log, "not ready: identity provider", storeLogEvery)
 	if s.locker == nil {
 		s.locker = session.NewMemoryBackend(nil)
 	}
