@@ -234,7 +234,8 @@ func (s *Server) idpUnavailable(w http.ResponseWriter, r *http.Request, err erro
 	case errors.Is(err, providers.ErrBadResponse):
 		status = http.StatusBadGateway
 	}
-	s.log.Error("identity provider unavailable", "status", status, "err", err)
+	s.idpFailures.failed(err, "status", status)
+	w.Header().Set("Retry-After", storeRetryAfter)
 	s.page(w, r, templates.Page{
 		Status:  status,
 		Title:   "Identity provider unavailable",

@@ -80,6 +80,7 @@ type Server struct {
 
 	storeFailures *logThrottle // "session store failed"
 	idpNotReady   *logThrottle // /readyz's causes for the IdP
+	idpFailures   *logThrottle // "identity provider unavailable" at sign-in
 }
 
 // New builds a Server from opts.
@@ -105,6 +106,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.storeFailures = newLogThrottle(s.log, "session store failed", storeLogEvery)
 	s.idpNotReady = newLogThrottle(s.log, "not ready: identity provider", storeLogEvery)
+	s.idpFailures = newLogThrottle(s.log, "identity provider unavailable", storeLogEvery)
 	if s.locker == nil {
 		s.locker = session.NewMemoryBackend(nil)
 	}

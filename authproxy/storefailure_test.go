@@ -305,3 +305,34 @@ func TestLogThrottle(t *testing.T) {
 		t.Fatalf("a failure after a quiet window: %v; want it logged at once", got)
 	}
 }
+
+// TestSignOutWhileStoreDown: a sign-out that cannot end the session in the
+// store says so with a 503 page (and Retry-After), never a 500, and still
+// drops the browser's cookie; once the store is back, signing out works.
+func TestSignOutWhileStoreDown(t *testing.T) {
+	b := newFaultyBackend()
+	e := newTestEnv(t, withBackend(b))
+	c := e.browser()
+	e.signIn(t, c, "/app")
+	b.down.Store(true)
+	r := e.navigate(t, noFollow(c), signOutPath)
+	if r.Status != http.StatusServiceUnavailable || r.Header.Get("Retry-After") != storeRetryAfter {
+		t.Fatalf("sign-out with the store down: %d, Retry-After %q; want 503 with %q; body %.300s", r.Status, r.Header.Get("Retry-After"), storeRetryAfter, r.Body)
+	}
+	if strings.Contains(r.Body, "10.9.8.7") {
+		t.Errorf("the page shows the store's error: %.300s", r.Body)
+	}
+	expired := false
+	for _, sc := range r.Cookies {
+		if sc.Name == e.cfg.CookieName && sc.MaxAge < 0 {
+			expired = true
+		}
+	}
+	if !expired {
+		t.Errorf("the session cookie was not expired: %v", r.Cookies)
+	}
+	b.down.Store(false)
+	if r := e.navigate(t, noFollow(c), signOutPath); r.Status != http.StatusFound {
+		t.Errorf("sign-out with the store back: %d, want 302", r.Status)
+	}
+}
