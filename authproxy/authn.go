@@ -204,16 +204,30 @@ func (s *Server) clearSession(w http.ResponseWriter, r *http.Request) {
 // idleTouchEvery is how often a session's activity is recorded.
 const idleTouchEvery = time.Minute
 
-// storeUnavailable answers when the session store failed: 503, never a
-// redirect to sign in (which would loop while the store is down).
+// storeRetryAfter is the Retry-After, in seconds, of every answer given
+// because the session store failed: a Redis restart or a Sentinel failover
+// takes seconds, so clients should try again soon.
+const storeRetryAfter = "5"
+
+// storeUnavailable answers when the session store failed: 503 with
+// Retry-After, never a redirect to sign in (which would loop while the store
+// is down).
 func (s *Server) storeUnavailable(w http.ResponseWriter, r *http.Request, err error) {
-	s.log.Error("session store failed", "err", err, "path", r.URL.Path)
+	s.storeFailed(w, r, err)
 	s.page(w, r, templates.Page{
 		Status:  http.StatusServiceUnavailable,
 		Title:   "Sign-in is unavailable",
 		Message: "authproxy could not read your session right now.",
 		Hint:    "Try again in a moment.",
 	})
+}
+
+// storeFailed logs a session store failure, throttled (the first at once,
+// then a line every few seconds with the count: while the store is down
+// every request fails), and sets Retry-After on the answer to come.
+func (s *Server) storeFailed(w http.ResponseWriter, r *http.Request, err error) {
+	s.storeFailures.failed(err, "path", r.URL.Path)
+	w.Header().Set("Retry-After", storeRetryAfter)
 }
 
 // unauthenticated answers a request without a session: a browser navigation

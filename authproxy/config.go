@@ -27,6 +27,9 @@ type Config struct {
 	RedirectURL     *url.URL
 	Scopes          []string
 
+	// IdPTimeout bounds each call to the identity provider.
+	IdPTimeout time.Duration
+
 	// Provider is AUTHPROXY_PROVIDER, one of providers.Kinds; the fields
 	// after it are each kind's own (nil or empty: the provider's default).
 	Provider            string

@@ -54,8 +54,29 @@ func (s *Server) beginSignIn(w http.ResponseWriter, r *http.Request, rd string) 
 // this browser started, exchanges the code with the PKCE verifier, verifies
 // the ID token and its nonce, checks who may pass and sets the session.
 func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
+	// The session store must be usable before the state cookie is spent and
+	// the code exchanged (a code works once): then this same callback,
+	// loaded again once the store is back, completes the sign-in.
+	if err := s.pingStore(r.Context()); err != nil {
+		s.storeFailed(w, r, err)
+		s.page(w, r, templates.Page{
+			Status:  http.StatusServiceUnavailable,
+			Title:   "Sign-in is unavailable",
+			Message: "authproxy cannot keep your session right now, so your sign-in is not complete yet.",
+			Hint:    "Reload this page in a moment to finish signing in.",
+		})
+		return
+	}
 	q := r.URL.Query()
 	st, ok := s.takeState(w, r, q.Get("state"))
+	if ac, isChecker := s.provider.(providers.AuthResponseChecker); ok && isChecker {
+		// Before anything of the response is used (RFC 9207: a mix-up
+		// attacker's error page or code alike).
+		if err := ac.CheckAuthResponse(q); err != nil {
+			s.signInFailed(w, r, st, err)
+			return
+		}
+	}
 	if idpErr := q.Get("error"); idpErr != "" {
 		detail := idpErr
 		if d := q.Get("error_description"); d != "" {
@@ -97,23 +118,8 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	}
 
 	id, err := s.provider.Exchange(r.Context(), code, st.Verifier, st.Nonce)
-	switch {
-	case errors.Is(err, providers.ErrUnavailable):
-		s.idpUnavailable(w, r, err)
-		return
-	case errors.Is(err, providers.ErrDenied):
-		s.metrics.signIns.WithLabelValues("denied").Inc()
-		s.log.Info("sign-in denied by the provider's rules", "event", "sign_in", "result", "denied", "reason", err.Error())
-		s.forbidden(w, r, err.Error())
-		return
-	case errors.Is(err, providers.ErrRejected):
-		s.metrics.signIns.WithLabelValues("rejected").Inc()
-		s.log.Warn("sign-in rejected", "event", "sign_in", "result", "rejected", "err", err)
-		s.page(w, r, templates.Page{Status: http.StatusBadRequest, Title: "Sign-in was not completed",
-			Message: "The sign-in response could not be verified, or was already used.", Link: startPath + "?rd=" + url.QueryEscape(st.Redirect), LinkText: "Sign in again"})
-		return
-	case err != nil:
-		s.idpUnavailable(w, r, err)
+	if err != nil {
+		s.signInFailed(w, r, st, err)
 		return
 	}
 
@@ -143,7 +149,17 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 			})
 			return
 		}
-		s.internalError(w, r, "saving session", err)
+		// The store failed after the check above: the code is spent, so
+		// this sign-in must start again.
+		s.storeFailed(w, r, err)
+		s.page(w, r, templates.Page{
+			Status:   http.StatusServiceUnavailable,
+			Title:    "Sign-in is unavailable",
+			Message:  "authproxy could not keep your session, so your sign-in was not completed.",
+			Hint:     "Try again in a moment.",
+			Link:     startPath + "?rd=" + url.QueryEscape(st.Redirect),
+			LinkText: "Sign in again",
+		})
 		return
 	}
 	s.metrics.signIns.WithLabelValues("ok").Inc()
@@ -156,6 +172,30 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, st.Redirect, http.StatusFound)
+}
+
+// signInFailed answers a callback whose authorization response or code
+// exchange failed: 403 for a user the provider's rules refuse, 400 for an
+// answer that failed a check (providers.ErrRejected), and for the IdP's own
+// failure the status idpUnavailable picks.
+func (s *Server) signInFailed(w http.ResponseWriter, r *http.Request, st signInState, err error) {
+	switch {
+	case errors.Is(err, providers.ErrUnavailable):
+		s.metrics.signIns.WithLabelValues("idp_unavailable").Inc()
+		s.idpUnavailable(w, r, err)
+	case errors.Is(err, providers.ErrDenied):
+		s.metrics.signIns.WithLabelValues("denied").Inc()
+		s.log.Info("sign-in denied by the provider's rules", "event", "sign_in", "result", "denied", "reason", err.Error())
+		s.forbidden(w, r, err.Error())
+	case errors.Is(err, providers.ErrRejected):
+		s.metrics.signIns.WithLabelValues("rejected").Inc()
+		s.log.Warn("sign-in rejected", "event", "sign_in", "result", "rejected", "err", err)
+		s.page(w, r, templates.Page{Status: http.StatusBadRequest, Title: "Sign-in was not completed",
+			Message: "The sign-in response could not be verified, or was already used.", Link: startPath + "?rd=" + url.QueryEscape(st.Redirect), LinkText: "Sign in again"})
+	default:
+		s.metrics.signIns.WithLabelValues("idp_unavailable").Inc()
+		s.idpUnavailable(w, r, err)
+	}
 }
 
 // takeState finds and opens the state cookie named by the callback's state
@@ -182,12 +222,22 @@ func (s *Server) takeState(w http.ResponseWriter, r *http.Request, state string)
 	return st, true
 }
 
-// idpUnavailable renders the page for an identity provider that cannot be
-// reached or answered badly.
+// idpUnavailable renders the page for an identity provider that failed:
+// 504 when it did not answer in time, 502 when its answer was unreadable or
+// oversized, else 503 (not reached, a server error, or discovery not loaded
+// yet).
 func (s *Server) idpUnavailable(w http.ResponseWriter, r *http.Request, err error) {
-	s.log.Error("identity provider unavailable", "err", err)
+	status := http.StatusServiceUnavailable
+	switch {
+	case errors.Is(err, providers.ErrTimeout):
+		status = http.StatusGatewayTimeout
+	case errors.Is(err, providers.ErrBadResponse):
+		status = http.StatusBadGateway
+	}
+	s.idpFailures.failed(err, "status", status)
+	w.Header().Set("Retry-After", storeRetryAfter)
 	s.page(w, r, templates.Page{
-		Status:  http.StatusServiceUnavailable,
+		Status:  status,
 		Title:   "Identity provider unavailable",
 		Message: "Sign-in is not possible right now because the identity provider cannot be reached.",
 		Hint:    "Try again in a minute.",

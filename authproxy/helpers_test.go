@@ -66,6 +66,7 @@ type envSetup struct {
 	upstreamDown bool
 	idp          []func(f *fakeIdP)
 	now          func() time.Time
+	backend      session.Backend // when set, the server keeps sessions in a ticket store on it
 }
 
 type envOption func(*envSetup)
@@ -88,6 +89,17 @@ func withNow(now func() time.Time) envOption { return func(s *envSetup) { s.now 
 
 // withUpstreamDown points the upstream at a closed port.
 func withUpstreamDown() envOption { return func(s *envSetup) { s.upstreamDown = true } }
+
+// withBackend makes the server keep sessions in a ticket store on b, as
+// with AUTHPROXY_SESSION_STORE=redis (which it sets; the URL is never
+// dialed); testEnv.store (mintSession) stays a cookie store.
+func withBackend(b session.Backend) envOption {
+	return func(s *envSetup) {
+		s.backend = b
+		s.vars["AUTHPROXY_SESSION_STORE"] = "redis"
+		s.vars["AUTHPROXY_REDIS_URL"] = "redis://127.0.0.1:1/0"
+	}
+}
 
 // newTestEnv builds a Server the way NewFromConfig does, except that discovery
 // runs once, synchronously, and logs go to testEnv.logs.
@@ -165,8 +177,15 @@ func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var store session.Store = e.store
+	if setup.backend != nil {
+		store = session.NewTicketStore(setup.backend, sessionCodec, session.CookieOptions{
+			Name: cfg.CookieName, Domain: cfg.CookieDomain, Path: "/",
+			Secure: cfg.CookieSecure, SameSite: cfg.CookieSameSite,
+		}, nil)
+	}
 	e.srv, err = New(Options{
-		Config: cfg, Provider: e.provider, Store: e.store,
+		Config: cfg, Provider: e.provider, Store: store,
 		StateCodec: stateCodec, Templates: pages, Logger: log, Now: setup.now,
 	})
 	if err != nil {

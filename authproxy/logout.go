@@ -8,6 +8,7 @@ import (
 
 	"github.com/authproxy/authproxy/providers"
 	"github.com/authproxy/authproxy/session"
+	"github.com/authproxy/authproxy/templates"
 )
 
 // maxLogoutBody bounds the back-channel logout request body.
@@ -24,7 +25,18 @@ func (s *Server) signOut(w http.ResponseWriter, r *http.Request) {
 	err = s.store.Clear(w, r)
 	s.cache.reset() // after Clear has recorded the revocation
 	if err != nil {
-		s.internalError(w, r, "clearing session", err)
+		// The browser's cookie is gone, but the store may still hold the
+		// session: say so, and let the user try again, never a 500.
+		s.storeFailed(w, r, err)
+		w.Header().Set("Cache-Control", "no-store")
+		s.page(w, r, templates.Page{
+			Status:   http.StatusServiceUnavailable,
+			Title:    "Sign-out is not complete",
+			Message:  "authproxy removed your session from this browser but could not end it on the server right now.",
+			Hint:     "Try signing out again in a moment.",
+			Link:     signOutPath,
+			LinkText: "Sign out again",
+		})
 		return
 	}
 	target := safeRedirect(r.URL.Query().Get("rd"))

@@ -2,6 +2,7 @@ package authproxy
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -74,20 +75,48 @@ func (s *Server) ownRoutes() http.Handler {
 	return r
 }
 
+// readyTimeout bounds /readyz's ping of the session store, so that it
+// answers within a probe's timeout even when Redis hangs.
+const readyTimeout = time.Second
+
+// readyAnswer is /readyz's body: which dependencies are not ready, by name
+// ("identity_provider", "session_store"), never why: /readyz is on the
+// public listener, and the causes (issuer URLs, Redis addresses and errors)
+// go to the log.
+type readyAnswer struct {
+	Status   string   `json:"status"`
+	NotReady []string `json:"not_ready,omitempty"`
+}
+
 // ready answers 200 once the IdP's discovery is loaded and the session store
-// answers, else 503 with the reason.
+// answers within readyTimeout, else 503 naming what is not ready.
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	var notReady []string
 	if err := s.provider.Ready(); err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": err.Error()})
+		notReady = append(notReady, "identity_provider")
+		s.idpNotReady.failed(err)
+	}
+	if err := s.pingStore(r.Context()); err != nil {
+		notReady = append(notReady, "session_store")
+		s.storeFailures.failed(err, "path", r.URL.Path)
+	}
+	if len(notReady) > 0 {
+		writeJSON(w, http.StatusServiceUnavailable, readyAnswer{Status: "unavailable", NotReady: notReady})
 		return
 	}
-	if p, ok := s.store.(session.Pinger); ok {
-		if err := p.Ping(r.Context()); err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "session store: " + err.Error()})
-			return
-		}
+	writeJSON(w, http.StatusOK, readyAnswer{Status: "ok"})
+}
+
+// pingStore reports whether the session store, if it depends on a server,
+// answers within readyTimeout.
+func (s *Server) pingStore(ctx context.Context) error {
+	p, ok := s.store.(session.Pinger)
+	if !ok {
+		return nil
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	return p.Ping(ctx)
 }
 
 // userinfo answers the signed-in user's identity as JSON, 401 without a session.
@@ -177,14 +206,14 @@ func (s *Server) originalRequest(r *http.Request) (method, uri string, known boo
 	return method, uri, uri != ""
 }
 
-// storeError answers a failed session load: 401 when there is no session,
-// 500 when the store itself failed.
+// storeError answers a failed session load as JSON: 401 when there is no
+// session, 503 with Retry-After when the store itself failed.
 func (s *Server) storeError(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, session.ErrNotFound) {
 		writeJSON(w, http.StatusUnauthorized, unauthorizedBody)
 		return
 	}
-	s.log.Error("session store failed", "err", err, "path", r.URL.Path)
+	s.storeFailed(w, r, err)
 	writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "session_store_unavailable"})
 }
 

@@ -157,12 +157,12 @@ func TestHealthAndReadiness(t *testing.T) {
 				t.Errorf("%s: got %d, want 200", healthPath, r.Status)
 			}
 			r := e.api(t, c, readyPath)
-			var body map[string]string
+			var body readyAnswer
 			if r.Status != tc.wantReady || json.Unmarshal([]byte(r.Body), &body) != nil {
 				t.Fatalf("%s: got %d %q, want %d with a JSON body", readyPath, r.Status, r.Body, tc.wantReady)
 			}
-			if tc.wantReady != http.StatusOK && body["reason"] == "" {
-				t.Errorf("%s: 503 without a reason: %q", readyPath, r.Body)
+			if tc.wantReady != http.StatusOK && len(body.NotReady) == 0 {
+				t.Errorf("%s: 503 without saying what is not ready: %q", readyPath, r.Body)
 			}
 		})
 	}

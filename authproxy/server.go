@@ -77,6 +77,10 @@ type Server struct {
 	// claimHeaderNames are AUTHPROXY_CLAIM_HEADERS' names, normalized.
 	claimHeaderNames map[string]bool
 	closer           io.Closer
+
+	storeFailures *logThrottle // "session store failed"
+	idpNotReady   *logThrottle // /readyz's causes for the IdP
+	idpFailures   *logThrottle // "identity provider unavailable" at sign-in
 }
 
 // New builds a Server from opts.
@@ -100,6 +104,9 @@ func New(opts Options) (*Server, error) {
 		streams:   newStreams(),
 		metrics:   newMetrics(opts.Version),
 	}
+	s.storeFailures = newLogThrottle(s.log, "session store failed", storeLogEvery)
+	s.idpNotReady = newLogThrottle(s.log, "not ready: identity provider", storeLogEvery)
+	s.idpFailures = newLogThrottle(s.log, "identity provider unavailable", storeLogEvery)
 	if s.locker == nil {
 		s.locker = session.NewMemoryBackend(nil)
 	}
@@ -155,6 +162,7 @@ func providerConfig(cfg *Config, log *slog.Logger) providers.OIDCConfig {
 		GroupsClaim:    cfg.GroupsClaim,
 		ExtraClaims:    cfg.claimNames(),
 		GroupsRequired: len(cfg.AllowedGroups) > 0,
+		HTTPClient:     &http.Client{Timeout: cfg.IdPTimeout},
 		Logger:         log,
 	}
 }

@@ -37,6 +37,8 @@ var variables = []variable{
 			}
 			return err
 		}},
+	{name: "AUTHPROXY_IDP_TIMEOUT", def: "10s", help: "how long to wait for each call to the identity provider (discovery, keys, token, userinfo); a sign-in it does not answer in time gets a 504 page",
+		parse: func(c *Config, v string) (err error) { c.IdPTimeout, err = parsePositiveDuration(v); return err }},
 	{name: "AUTHPROXY_CLIENT_ID", required: true, help: "OAuth2 client id",
 		parse: func(c *Config, v string) error { c.ClientID = v; return nil }},
 	{name: "AUTHPROXY_CLIENT_SECRET", secret: true, help: "client secret; empty means a public client (PKCE alone)",

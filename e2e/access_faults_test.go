@@ -82,8 +82,8 @@ func TestFaultsEndToEnd(t *testing.T) {
 	if err := pp2.p.waitReady(pp2.url + "/healthz"); err != nil {
 		t.Fatal(err)
 	}
-	if r, body := rawGet(t, pp2.url+"/readyz", nil); r.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "discovery") {
-		t.Errorf("/readyz with the IdP down: %d %s, want 503 naming discovery", r.StatusCode, body)
+	if r, body := rawGet(t, pp2.url+"/readyz", nil); r.StatusCode != http.StatusServiceUnavailable || strings.TrimSpace(string(body)) != `{"status":"unavailable","not_ready":["identity_provider"]}` {
+		t.Errorf("/readyz with the IdP down: %d %s, want 503 naming only the identity provider", r.StatusCode, body)
 	}
 	if r, body := rawGet(t, pp2.url+"/page", nil, "Accept", "text/html"); r.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "Identity provider unavailable") {
 		t.Errorf("browser navigation with the IdP down: %d, want the 503 page; body %.300s", r.StatusCode, body)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -50,7 +51,8 @@ type OIDCConfig struct {
 	// OpenID Connect. New sets them by kind.
 	Hooks Hooks
 	// HTTPClient is used for every call to the IdP; nil means a client with
-	// a 10 s timeout.
+	// a 10 s timeout. Its timeout bounds each call; NewOIDC wraps its
+	// transport so that no answer past MaxResponseBytes is read.
 	HTTPClient *http.Client
 	// Logger receives discovery progress; nil discards it.
 	Logger *slog.Logger
@@ -79,6 +81,10 @@ type discovered struct {
 	endSession string
 	// issuer, when not nil, replaces go-oidc's issuer comparison (Hooks.Issuer).
 	issuer IssuerCheck
+	// issuerID is the discovery document's issuer, and issParameter whether
+	// it advertises authorization_response_iss_parameter_supported (RFC 9207).
+	issuerID     string
+	issParameter bool
 }
 
 // NewOIDC returns a provider that has not yet run discovery: call Discover,
@@ -97,6 +103,7 @@ func NewOIDC(cfg OIDCConfig) *OIDC {
 	if client == nil {
 		client = &http.Client{Timeout: 10 * time.Second}
 	}
+	client = limitedClient(client, MaxResponseBytes)
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -123,8 +130,10 @@ func (p *OIDC) Discover(ctx context.Context) error {
 		return p.failDiscovery(discoveryError(p.cfg.IssuerURL, err))
 	}
 	var extra struct {
-		Issuer     string `json:"issuer"`
-		EndSession string `json:"end_session_endpoint"`
+		Issuer       string   `json:"issuer"`
+		EndSession   string   `json:"end_session_endpoint"`
+		AuthMethods  []string `json:"token_endpoint_auth_methods_supported"`
+		IssParameter bool     `json:"authorization_response_iss_parameter_supported"`
 	}
 	if err := op.Claims(&extra); err != nil {
 		return p.failDiscovery(fmt.Errorf("%w: reading discovery document: %w", ErrUnavailable, err))
@@ -136,8 +145,10 @@ func (p *OIDC) Discover(ctx context.Context) error {
 		}
 	}
 	d := &discovered{
-		issuer:   issuer,
-		provider: op,
+		issuer:       issuer,
+		issuerID:     extra.Issuer,
+		issParameter: extra.IssParameter,
+		provider:     op,
 		oauth: oauth2.Config{
 			ClientID:     p.cfg.ClientID,
 			ClientSecret: p.cfg.ClientSecret,
@@ -148,11 +159,27 @@ func (p *OIDC) Discover(ctx context.Context) error {
 		verifier:   op.Verifier(&oidc.Config{ClientID: p.cfg.ClientID, Now: p.cfg.Now, SkipIssuerCheck: issuer != nil}),
 		endSession: extra.EndSession,
 	}
-	if p.cfg.ClientSecret == "" {
-		d.oauth.Endpoint.AuthStyle = oauth2.AuthStyleInParams
-	}
+	d.oauth.Endpoint.AuthStyle = authStyle(p.cfg.ClientSecret, extra.AuthMethods)
 	p.found.Store(d)
 	return nil
+}
+
+// authStyle says how to authenticate at the token endpoint, from what
+// discovery's token_endpoint_auth_methods_supported allows (absent means
+// client_secret_basic, RFC 8414 section 2): HTTP Basic where allowed, else the
+// client_secret_post form parameters, and only client_id for a public client.
+// It is never left to x/oauth2 to guess: guessing retries a failed token
+// request the other way, sending a refused code to the IdP a second time.
+func authStyle(clientSecret string, methods []string) oauth2.AuthStyle {
+	switch {
+	case clientSecret == "":
+		return oauth2.AuthStyleInParams
+	case len(methods) == 0 || slices.Contains(methods, "client_secret_basic"):
+		return oauth2.AuthStyleInHeader
+	case slices.Contains(methods, "client_secret_post"):
+		return oauth2.AuthStyleInParams
+	}
+	return oauth2.AuthStyleInHeader
 }
 
 // failDiscovery keeps err for Ready and returns it.
@@ -279,6 +306,9 @@ func (p *OIDC) Exchange(ctx context.Context, code, verifier, nonce string) (*Ide
 	if err != nil {
 		return nil, fmt.Errorf("%w: verifying ID token: %w", ErrRejected, err)
 	}
+	if err := checkIDToken(idt, claims, p.cfg.ClientID); err != nil {
+		return nil, err
+	}
 	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(nonce)) != 1 || nonce == "" {
 		return nil, fmt.Errorf("%w: ID token nonce does not match this sign-in", ErrRejected)
 	}
@@ -310,11 +340,15 @@ func (p *OIDC) Refresh(ctx context.Context, refreshToken string) (*Identity, err
 	if err != nil {
 		return nil, fmt.Errorf("%w: verifying refreshed ID token: %w", ErrRejected, err)
 	}
+	if err := checkIDToken(idt, claims, p.cfg.ClientID); err != nil {
+		return nil, err
+	}
 	return p.identity(ctx, d, idt, claims, rawID, tok)
 }
 
 // tokenError classifies a token endpoint failure: a 4xx answer is the
-// client's fault (ErrRejected), anything else is the IdP being unavailable.
+// client's fault (ErrRejected), anything else is the IdP's own failure
+// (ErrUnavailable, ErrTimeout or ErrBadResponse).
 func tokenError(op string, err error) error {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) && (re.ErrorCode == "invalid_client" || re.ErrorCode == "unauthorized_client") {
@@ -328,7 +362,15 @@ func tokenError(op string, err error) error {
 	if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode >= 400 && re.Response.StatusCode < 500 {
 		return fmt.Errorf("%w: %s: %s", ErrRejected, op, re.ErrorCode)
 	}
-	return fmt.Errorf("providers: %s: %w", op, err)
+	if errors.As(err, &re) {
+		// A server error (or an error code with 2xx): the IdP is down.
+		status := 0
+		if re.Response != nil {
+			status = re.Response.StatusCode
+		}
+		return fmt.Errorf("%w: %s: status %d, error %q", ErrUnavailable, op, status, truncateValue(re.ErrorCode))
+	}
+	return idpFailure(op, err)
 }
 
 // identity reads the claims authproxy uses from a verified ID token, asking

@@ -14,9 +14,21 @@ import (
 	"time"
 )
 
-// ErrUnavailable is returned while the identity provider's discovery document
-// has not been loaded yet (the IdP is down or slow).
+// ErrUnavailable wraps every failure for which the identity provider itself
+// is at fault: its discovery document has not been loaded yet, it cannot be
+// reached, it did not answer in time (ErrTimeout) or it answered with
+// something unusable (ErrBadResponse). Callers keep what they have and try
+// again later; they never blame the user for it.
 var ErrUnavailable = errors.New("providers: identity provider unavailable")
+
+// ErrTimeout wraps ErrUnavailable for an IdP that did not answer within the
+// HTTP client's timeout.
+var ErrTimeout = fmt.Errorf("%w: no answer in time", ErrUnavailable)
+
+// ErrBadResponse wraps ErrUnavailable for an IdP that answered, but with
+// something that is not an answer: an unreadable body, or one larger than
+// MaxResponseBytes. (A server error status is plain ErrUnavailable.)
+var ErrBadResponse = fmt.Errorf("%w: unusable answer", ErrUnavailable)
 
 // ErrDenied wraps ErrRejected for a sign-in whose token is genuine but whose
 // user a provider rule refuses: a Google account outside the hosted domain,

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -56,11 +58,32 @@ type RedisOptions struct {
 // when Redis is back. Errors are prefixed "session: redis"; only a missing
 // key wraps ErrNotFound (ErrBackendMiss).
 //
+// Behind Sentinel it also follows the Sentinels' +switch-master
+// announcements and starts afresh on the new master at once (see
+// followSwitches): go-redis alone would keep failing for up to a second more.
+//
 // It is safe for concurrent use. Close it when done.
 type RedisBackend struct {
-	client redis.UniversalClient
+	cur    atomic.Pointer[redisClient]
 	prefix string
+
+	// For Sentinel only: the options each new client is made with, and
+	// what followSwitches keeps.
+	opts     *redis.UniversalOptions
+	mu       sync.Mutex
+	master   string         // the master a client was last made for
+	retired  []*redisClient // replaced clients, closed after a grace
+	watchers []func()       // stop the subscriptions
+	closed   bool
+	switched func(addr string) // tests: called after a switch is followed
 }
+
+// redisClient wraps the go-redis client in use, so that it can be
+// replaced atomically.
+type redisClient struct{ redis.UniversalClient }
+
+// client returns the go-redis client in use.
+func (b *RedisBackend) client() redis.UniversalClient { return b.cur.Load().UniversalClient }
 
 var _ Backend = (*RedisBackend)(nil)
 
@@ -117,12 +140,29 @@ func NewRedisBackend(opts RedisOptions) (*RedisBackend, error) {
 	if prefix == "" {
 		prefix = DefaultKeyPrefix
 	}
-	return &RedisBackend{client: redis.NewUniversalClient(uo), prefix: prefix}, nil
+	b := &RedisBackend{prefix: prefix}
+	b.cur.Store(&redisClient{redis.NewUniversalClient(uo)})
+	if uo.MasterName != "" {
+		b.opts = uo
+		b.followSwitches()
+	}
+	return b, nil
 }
 
 // Close closes the connections to Redis; the backend is unusable after.
 func (b *RedisBackend) Close() error {
-	if err := b.client.Close(); err != nil {
+	b.mu.Lock()
+	b.closed = true
+	watchers, retired := b.watchers, b.retired
+	b.watchers, b.retired = nil, nil
+	b.mu.Unlock()
+	for _, stop := range watchers {
+		stop()
+	}
+	for _, c := range retired {
+		_ = c.Close()
+	}
+	if err := b.client().Close(); err != nil {
 		return fmt.Errorf("session: redis: close: %w", err)
 	}
 	return nil
@@ -138,7 +178,7 @@ func redisErr(op string, err error) error {
 
 // Get implements Backend.
 func (b *RedisBackend) Get(ctx context.Context, key string) ([]byte, error) {
-	v, err := b.client.Get(ctx, b.prefix+key).Bytes()
+	v, err := b.client().Get(ctx, b.prefix+key).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, ErrBackendMiss
 	}
@@ -150,7 +190,7 @@ func (b *RedisBackend) Set(ctx context.Context, key string, value []byte, ttl ti
 	if err := checkTTL("set", ttl); err != nil {
 		return err
 	}
-	return redisErr("set", b.client.Set(ctx, b.prefix+key, value, ttl).Err())
+	return redisErr("set", b.client().Set(ctx, b.prefix+key, value, ttl).Err())
 }
 
 // SetNX implements Backend.
@@ -158,7 +198,7 @@ func (b *RedisBackend) SetNX(ctx context.Context, key string, value []byte, ttl 
 	if err := checkTTL("setnx", ttl); err != nil {
 		return false, err
 	}
-	ok, err := b.client.SetNX(ctx, b.prefix+key, value, ttl).Result()
+	ok, err := b.client().SetNX(ctx, b.prefix+key, value, ttl).Result()
 	return ok, redisErr("setnx", err)
 }
 
@@ -167,13 +207,13 @@ func (b *RedisBackend) Replace(ctx context.Context, key string, value []byte, tt
 	if err := checkTTL("replace", ttl); err != nil {
 		return false, err
 	}
-	ok, err := b.client.SetXX(ctx, b.prefix+key, value, ttl).Result()
+	ok, err := b.client().SetXX(ctx, b.prefix+key, value, ttl).Result()
 	return ok, redisErr("replace", err)
 }
 
 // Delete implements Backend.
 func (b *RedisBackend) Delete(ctx context.Context, key string) error {
-	return redisErr("delete", b.client.Del(ctx, b.prefix+key).Err())
+	return redisErr("delete", b.client().Del(ctx, b.prefix+key).Err())
 }
 
 // AddToSet implements Backend. It runs SADD and PEXPIRE … NX and GT in one
@@ -184,7 +224,7 @@ func (b *RedisBackend) AddToSet(ctx context.Context, key, member string, ttl tim
 	}
 	k := b.prefix + key
 	ms := max(ttl.Milliseconds(), 1)
-	_, err := b.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	_, err := b.client().TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.SAdd(ctx, k, member)
 		p.Do(ctx, "pexpire", k, ms, "nx") // a new set has no TTL yet
 		p.Do(ctx, "pexpire", k, ms, "gt")
@@ -195,16 +235,16 @@ func (b *RedisBackend) AddToSet(ctx context.Context, key, member string, ttl tim
 
 // RemoveFromSet implements Backend.
 func (b *RedisBackend) RemoveFromSet(ctx context.Context, key, member string) error {
-	return redisErr("remove from set", b.client.SRem(ctx, b.prefix+key, member).Err())
+	return redisErr("remove from set", b.client().SRem(ctx, b.prefix+key, member).Err())
 }
 
 // SetMembers implements Backend.
 func (b *RedisBackend) SetMembers(ctx context.Context, key string) ([]string, error) {
-	m, err := b.client.SMembers(ctx, b.prefix+key).Result()
+	m, err := b.client().SMembers(ctx, b.prefix+key).Result()
 	return m, redisErr("set members", err)
 }
 
 // Ping implements Backend.
 func (b *RedisBackend) Ping(ctx context.Context) error {
-	return redisErr("ping", b.client.Ping(ctx).Err())
+	return redisErr("ping", b.client().Ping(ctx).Err())
 }

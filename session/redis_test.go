@@ -192,19 +192,19 @@ func redisDump(t testing.TB, b *RedisBackend) []string {
 		defer mu.Unlock()
 		for _, k := range keys {
 			out = append(out, k)
-			typ, err := b.client.Type(ctx, k).Result()
+			typ, err := b.client().Type(ctx, k).Result()
 			if err != nil {
 				return err
 			}
 			switch typ {
 			case "string":
-				v, err := b.client.Get(ctx, k).Result()
+				v, err := b.client().Get(ctx, k).Result()
 				if err != nil {
 					return err
 				}
 				out = append(out, v)
 			case "set":
-				m, err := b.client.SMembers(ctx, k).Result()
+				m, err := b.client().SMembers(ctx, k).Result()
 				if err != nil {
 					return err
 				}
@@ -214,10 +214,10 @@ func redisDump(t testing.TB, b *RedisBackend) []string {
 		return nil
 	}
 	var err error
-	if cc, ok := b.client.(*redis.ClusterClient); ok {
+	if cc, ok := b.client().(*redis.ClusterClient); ok {
 		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return dumpNode(ctx, c) })
 	} else {
-		err = dumpNode(ctx, b.client)
+		err = dumpNode(ctx, b.client())
 	}
 	if err != nil {
 		t.Fatalf("dumping Redis: %v", err)
@@ -244,13 +244,13 @@ func TestRedisSingle(t *testing.T) {
 		if err := b.AddToSet(ctx, "s", "b", time.Minute); err != nil {
 			t.Fatal(err)
 		}
-		if ttl := rb.client.PTTL(ctx, rb.prefix+"s").Val(); ttl < 59*time.Minute {
+		if ttl := rb.client().PTTL(ctx, rb.prefix+"s").Val(); ttl < 59*time.Minute {
 			t.Errorf("set TTL shrank to %v", ttl)
 		}
 		if err := b.AddToSet(ctx, "s", "c", 2*time.Hour); err != nil {
 			t.Fatal(err)
 		}
-		if ttl := rb.client.PTTL(ctx, rb.prefix+"s").Val(); ttl < 119*time.Minute {
+		if ttl := rb.client().PTTL(ctx, rb.prefix+"s").Val(); ttl < 119*time.Minute {
 			t.Errorf("set TTL not extended: %v", ttl)
 		}
 		time.Sleep(250 * time.Millisecond)
@@ -419,7 +419,7 @@ func TestRedisCluster(t *testing.T) {
 		}
 		rb := b.(*RedisBackend)
 		var used atomic.Int32
-		err := rb.client.(*redis.ClusterClient).ForEachMaster(context.Background(), func(ctx context.Context, c *redis.Client) error {
+		err := rb.client().(*redis.ClusterClient).ForEachMaster(context.Background(), func(ctx context.Context, c *redis.Client) error {
 			keys, err := c.Keys(ctx, rb.prefix+"session:*").Result()
 			if len(keys) > 0 {
 				used.Add(1)
@@ -481,7 +481,7 @@ func TestNewRedisBackendModes(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer b.Close()
-			if got := fmt.Sprintf("%T", b.client); got != tt.client {
+			if got := fmt.Sprintf("%T", b.client()); got != tt.client {
 				t.Errorf("client %s, want %s", got, tt.client)
 			}
 			if b.prefix != DefaultKeyPrefix {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/authproxy/authproxy/authproxy"
 	"github.com/authproxy/authproxy/policy"
+	"github.com/authproxy/authproxy/session"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -75,6 +76,8 @@ func serve(stderr io.Writer) int {
 		return 1
 	}
 	log := newLogger(cfg.LogFormat, stderr)
+	// go-redis's one, process-wide logger: its lines join this log.
+	session.SetRedisLogger(log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 

@@ -1,0 +1,96 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// TestRedisSentinelSwitch kills the master behind Sentinel and sends enough
+// commands, all failing, to trip go-redis's dial breaker, as a proxy's
+// traffic does. Once the backend has followed Sentinel's +switch-master, its
+// very next command must reach the promoted replica: go-redis alone answers
+// the last dial error until its background probe (once a second) succeeds.
+func TestRedisSentinelSwitch(t *testing.T) {
+	master := startRedis(t, "--repl-diskless-sync-delay", "0")
+	replica := startRedis(t, "--repl-diskless-sync-delay", "0", "--replicaof", "127.0.0.1", strconv.Itoa(master.port))
+	bin := requireCommand(t, "redis-sentinel")
+	dir := t.TempDir()
+	port := freePort(t)
+	conf := filepath.Join(dir, "sentinel.conf")
+	config := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor mymaster 127.0.0.1 %d 1\n"+
+		"sentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 5000\n", port, dir, master.port)
+	if err := os.WriteFile(conf, []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sentinel := &redisProc{t: t, bin: bin, args: []string{conf}, port: port, log: filepath.Join(dir, "sentinel.log")}
+	sentinel.start()
+	t.Cleanup(sentinel.stop)
+
+	ctx := context.Background()
+	sc := redis.NewSentinelClient(&redis.Options{Addr: sentinel.addr()})
+	defer sc.Close()
+	poll(t, 20*time.Second, "Sentinel sees the replica", func() bool {
+		rs, err := sc.Replicas(ctx, "mymaster").Result()
+		return err == nil && len(rs) == 1 && rs[0]["flags"] == "slave" && rs[0]["master-link-status"] == "ok"
+	})
+
+	b, err := NewRedisBackend(RedisOptions{SentinelMaster: "mymaster", SentinelAddrs: []string{sentinel.addr()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	switched := make(chan string, 1)
+	b.mu.Lock()
+	b.switched = func(addr string) { switched <- addr }
+	b.mu.Unlock()
+
+	if err := b.Set(ctx, "k", []byte("v"), time.Minute); err != nil {
+		t.Fatalf("Set: %v", err)
+	}
+	direct := redis.NewClient(&redis.Options{Addr: replica.addr()})
+	defer direct.Close()
+	poll(t, 10*time.Second, "the replica has the key", func() bool {
+		v, err := direct.Get(ctx, DefaultKeyPrefix+"k").Result()
+		return err == nil && v == "v"
+	})
+
+	master.stop()
+	// More failed dials than the pool has connections: the breaker trips.
+	for i := range 3 * 10 * runtime.GOMAXPROCS(0) {
+		if _, err := b.Get(ctx, "k"); err == nil {
+			t.Fatalf("Get %d with the master killed succeeded", i)
+		}
+	}
+	select {
+	case addr := <-switched:
+		if addr != replica.addr() {
+			t.Fatalf("followed a switch to %s; want the replica, %s", addr, replica.addr())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no switch followed 20s after the master was killed")
+	}
+	if v, err := b.Get(ctx, "k"); err != nil || string(v) != "v" {
+		t.Fatalf("the first Get after the switch = %q, %v; want the key from the promoted replica", v, err)
+	}
+}
+
+// poll checks cond every 20ms until it holds, failing the test after
+// timeout.
+func poll(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
