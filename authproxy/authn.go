@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -15,16 +14,18 @@ import (
 )
 
 // protect handles every request that is not one of authproxy's endpoints.
-// The policy decides: public routes go straight to the upstream; anything
-// else needs a session (or an API client's bearer token) whose user the
-// policy and the global allow-lists let through. Without one, a browser
-// navigation is sent to sign in and any other request gets 401.
+// The policy's rule is matched once: a public route goes straight to the
+// upstream; anything else needs a session (or an API client's bearer
+// token), whose user the matched rule (with the allow-lists, which are part
+// of the policy) then judges. Without one, a browser navigation is sent to
+// sign in and any other request gets 401.
 func (s *Server) protect(w http.ResponseWriter, r *http.Request) {
 	clean, ok := s.cleanRequest(w, r)
 	if !ok {
 		return
 	}
-	if d := s.cfg.Policy.Decide(r.Method, clean, nil); !d.NeedsSession {
+	rule := s.cfg.Policy.Match(r.Method, clean)
+	if rule.Public() {
 		setOutcome(r, outcomePublic, "")
 		s.serveUpstream(w, r)
 		return
@@ -47,9 +48,9 @@ func (s *Server) protect(w http.ResponseWriter, r *http.Request) {
 		s.storeUnavailable(w, r, err)
 		return
 	}
-	if reason := s.decide(r.Method, clean, sess); reason != "" {
+	if d := s.judge(rule, r.Method, clean, sess); !d.Allow {
 		setOutcome(r, outcomeForbidden, sess.User)
-		s.forbidden(w, r, reason)
+		s.forbidden(w, r, forbiddenMessage(d.Cause))
 		return
 	}
 	setOutcome(r, outcomeProxied, sess.User)
@@ -116,24 +117,19 @@ func (s *Server) cleanRequest(w http.ResponseWriter, r *http.Request) (string, b
 	return clean, true
 }
 
-// decide returns "" when the signed-in user of sess may make this request,
-// else the reason (logged as an audit event) they may not.
-func (s *Server) decide(method, clean string, sess *session.Session) string {
-	reason := s.authorize(sess.Email, sess.Groups)
-	var rule string
-	if reason == "" {
-		d := s.cfg.Policy.Decide(method, clean, &policy.Identity{Email: sess.Email, Groups: sess.Groups})
-		if !d.Allow {
-			reason = d.Reason
-			if d.Rule != nil {
-				rule = d.Rule.Source + ": " + d.Rule.String()
-			}
+// judge returns what rule, matched for this method and cleaned path (nil
+// when none matched), does with the signed-in user of sess, and writes the
+// audit line when it denies them.
+func (s *Server) judge(rule *policy.Rule, method, clean string, sess *session.Session) policy.Decision {
+	d := s.cfg.Policy.Judge(rule, &policy.Identity{Email: sess.Email, Groups: sess.Groups})
+	if !d.Allow {
+		var src string
+		if d.Rule != nil {
+			src = d.Rule.Source + ": " + d.Rule.String()
 		}
+		s.log.Info("access denied", "event", "denied", "user", sess.User, "method", method, "path", truncate(clean, 256), "rule", src, "reason", d.Reason)
 	}
-	if reason != "" {
-		s.log.Info("access denied", "event", "denied", "user", sess.User, "method", method, "path", truncate(clean, 256), "rule", rule, "reason", reason)
-	}
-	return reason
+	return d
 }
 
 // session loads the request's session and refreshes its tokens when they
@@ -276,60 +272,30 @@ func acceptsHTML(r *http.Request) bool {
 	return false
 }
 
-// authorize returns "" when a user with this email and these groups may
-// pass, or the reason they may not, in words an operator reads in the log.
-func (s *Server) authorize(email string, groups []string) string {
-	c := s.cfg
-	email = strings.ToLower(email)
-	if len(c.AllowedEmails) > 0 || !slices.Equal(c.AllowedEmailDomains, []string{"*"}) {
-		if !emailAllowed(email, c.AllowedEmailDomains, c.AllowedEmails) {
-			if email == "" {
-				return "no email address in the ID token"
-			}
-			return "email not in AUTHPROXY_ALLOWED_EMAIL_DOMAINS or AUTHPROXY_ALLOWED_EMAILS"
-		}
-	}
-	if len(c.AllowedGroups) > 0 && !slices.ContainsFunc(groups, func(g string) bool { return slices.Contains(c.AllowedGroups, g) }) {
-		return "not in any of AUTHPROXY_ALLOWED_GROUPS"
-	}
-	return ""
-}
-
 // emailTrusted reports whether a signed-in identity's email may be relied
 // on: verified by the IdP, absent, or AUTHPROXY_INSECURE_ALLOW_UNVERIFIED_EMAIL.
 func (s *Server) emailTrusted(id *providers.Identity) bool {
 	return id.Email == "" || id.EmailVerified || s.cfg.InsecureAllowUnverifiedEmail
 }
 
-func emailAllowed(email string, domains, emails []string) bool {
-	if email == "" {
-		return false
+// The 403 page's message, by why the user was refused.
+const (
+	msgNotAllowed = "You are signed in, but your account is not allowed to use this application."
+	msgNotInGroup = "You are signed in, but your account is not in a group that may use this application."
+	msgUnverified = "Your identity provider has not verified your email address, so it cannot be used to sign in here."
+)
+
+// forbiddenMessage is the 403 page's message for a policy's cause.
+func forbiddenMessage(c policy.Cause) string {
+	if c == policy.CauseGroupNotAllowed {
+		return msgNotInGroup
 	}
-	if slices.Contains(emails, email) {
-		return true
-	}
-	at := strings.LastIndexByte(email, '@')
-	if at < 0 {
-		return false
-	}
-	domain := email[at+1:]
-	for _, d := range domains {
-		if d == "*" || d == domain {
-			return true
-		}
-	}
-	return false
+	return msgNotAllowed
 }
 
-// forbidden renders the 403 page for a signed-in user who may not pass.
-func (s *Server) forbidden(w http.ResponseWriter, r *http.Request, reason string) {
-	msg := "You are signed in, but your account is not allowed to use this application."
-	switch {
-	case strings.Contains(reason, "GROUPS"):
-		msg = "You are signed in, but your account is not in a group that may use this application."
-	case strings.Contains(reason, "not verified"):
-		msg = "Your identity provider has not verified your email address, so it cannot be used to sign in here."
-	}
+// forbidden renders the 403 page for a signed-in user who may not pass,
+// with one of the msg* messages.
+func (s *Server) forbidden(w http.ResponseWriter, r *http.Request, msg string) {
 	s.page(w, r, templates.Page{
 		Status:   http.StatusForbidden,
 		Title:    "Access denied",

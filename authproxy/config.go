@@ -206,7 +206,7 @@ func (c *Config) crossCheck(failed map[string]bool) []error {
 		errs = append(errs, errors.New("AUTHPROXY_REDIS_CLUSTER_ADDRS: set either Sentinel or Cluster addresses, not both"))
 	}
 	errs = append(errs, c.checkProvider(failed)...)
-	c.Policy = policy.New(c.SkipAuthRoutes, c.PolicyFile)
+	c.Policy = policy.New(c.SkipAuthRoutes, c.PolicyFile, c.allowList())
 	if len(c.BearerAudiences) == 0 && c.ClientID != "" {
 		c.BearerAudiences = []string{c.ClientID}
 	}
@@ -228,17 +228,32 @@ func sameSiteName(s http.SameSite) string {
 	return "lax"
 }
 
+// isPolicyVariable reports whether a variable makes up the access policy:
+// the rules and the allow-list.
+func isPolicyVariable(name string) bool {
+	switch name {
+	case "AUTHPROXY_SKIP_AUTH_ROUTES", "AUTHPROXY_POLICY_FILE",
+		"AUTHPROXY_ALLOWED_EMAIL_DOMAINS", "AUTHPROXY_ALLOWED_EMAILS", "AUTHPROXY_ALLOWED_GROUPS":
+		return true
+	}
+	return false
+}
+
 // LoadPolicy reads only the variables that make up the access policy
-// (AUTHPROXY_SKIP_AUTH_ROUTES, AUTHPROXY_POLICY_FILE), for
-// `authproxy policy explain`, which must work without the rest.
+// (AUTHPROXY_SKIP_AUTH_ROUTES, AUTHPROXY_POLICY_FILE and the
+// AUTHPROXY_ALLOWED_* allow-list), for `authproxy policy explain`, which
+// must work without the rest.
 func LoadPolicy(lookup Lookup) (*policy.Policy, error) {
 	c := &Config{}
 	var errs []error
 	for _, v := range variables {
-		if v.name != "AUTHPROXY_SKIP_AUTH_ROUTES" && v.name != "AUTHPROXY_POLICY_FILE" {
+		if !isPolicyVariable(v.name) {
 			continue
 		}
 		raw, _ := v.read(lookup)
+		if raw == "" {
+			raw = v.def
+		}
 		if err := v.parse(c, raw); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", v.name, err))
 		}
@@ -246,7 +261,12 @@ func LoadPolicy(lookup Lookup) (*policy.Policy, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return policy.New(c.SkipAuthRoutes, c.PolicyFile), nil
+	return policy.New(c.SkipAuthRoutes, c.PolicyFile, c.allowList()), nil
+}
+
+// allowList is the policy's allow-list from AUTHPROXY_ALLOWED_*.
+func (c *Config) allowList() policy.AllowList {
+	return policy.AllowList{Domains: c.AllowedEmailDomains, Emails: c.AllowedEmails, Groups: c.AllowedGroups}
 }
 
 // ClaimHeader is one entry of AUTHPROXY_CLAIM_HEADERS: the claim Claim of

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/authproxy/authproxy/policy"
 	"github.com/authproxy/authproxy/providers"
 	"github.com/authproxy/authproxy/session"
 	"github.com/authproxy/authproxy/templates"
@@ -123,15 +124,16 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	reason := s.authorize(id.Email, id.Groups)
-	if reason == "" && !s.emailTrusted(id) {
-		reason = "email address not verified by the identity provider (email_verified is not true)"
+	d := s.cfg.Policy.Admit(&policy.Identity{Email: id.Email, Groups: id.Groups})
+	reason, msg := d.Reason, forbiddenMessage(d.Cause)
+	if d.Allow && !s.emailTrusted(id) {
+		reason, msg = "email address not verified by the identity provider (email_verified is not true)", msgUnverified
 	}
-	if reason != "" {
+	if !d.Allow || msg == msgUnverified {
 		s.metrics.signIns.WithLabelValues("denied").Inc()
 		s.log.Info("sign-in denied", "event", "sign_in", "result", "denied", "user", id.User, "reason", reason)
 		s.clearSession(w, r)
-		s.forbidden(w, r, reason)
+		s.forbidden(w, r, msg)
 		return
 	}
 	sess := s.newSession(id, s.now())
@@ -186,7 +188,7 @@ func (s *Server) signInFailed(w http.ResponseWriter, r *http.Request, st signInS
 	case errors.Is(err, providers.ErrDenied):
 		s.metrics.signIns.WithLabelValues("denied").Inc()
 		s.log.Info("sign-in denied by the provider's rules", "event", "sign_in", "result", "denied", "reason", err.Error())
-		s.forbidden(w, r, err.Error())
+		s.forbidden(w, r, msgNotAllowed)
 	case errors.Is(err, providers.ErrRejected):
 		s.metrics.signIns.WithLabelValues("rejected").Inc()
 		s.log.Warn("sign-in rejected", "event", "sign_in", "result", "rejected", "err", err)

@@ -453,8 +453,8 @@ func BenchmarkPolicy(b *testing.B) {
 		name string
 		p    *policy.Policy
 	}{
-		{"default", policy.New(skip, nil)},
-		{"file_10_rules", policy.New(skip, file)},
+		{"default", policy.New(skip, nil, policy.AllowList{})},
+		{"file_10_rules", policy.New(skip, file, policy.AllowList{})},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()

@@ -144,6 +144,7 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) {
 	method, uri, known := s.originalRequest(r)
 	clean := ""
+	var rule *policy.Rule
 	if known {
 		u, err := url.ParseRequestURI(uri)
 		if err == nil && u.Opaque != "" {
@@ -157,7 +158,7 @@ func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusForbidden, map[string]string{"error": "forbidden", "message": "ambiguous method or path"})
 			return
 		}
-		if d := s.cfg.Policy.Decide(method, clean, nil); !d.NeedsSession {
+		if rule = s.cfg.Policy.Match(method, clean); rule.Public() {
 			setOutcome(r, outcomePublic, "")
 			w.WriteHeader(http.StatusAccepted)
 			return
@@ -171,13 +172,13 @@ func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, r, err)
 		return
 	}
-	reason := ""
+	var d policy.Decision
 	if known {
-		reason = s.decide(method, clean, sess)
-	} else if reason = s.authorize(sess.Email, sess.Groups); reason != "" {
-		s.log.Info("access denied", "event", "denied", "user", sess.User, "path", authPath, "reason", reason)
+		d = s.judge(rule, method, clean, sess)
+	} else if d = s.cfg.Policy.Admit(&policy.Identity{Email: sess.Email, Groups: sess.Groups}); !d.Allow {
+		s.log.Info("access denied", "event", "denied", "user", sess.User, "path", authPath, "reason", d.Reason)
 	}
-	if reason != "" {
+	if !d.Allow {
 		setOutcome(r, outcomeForbidden, sess.User)
 		writeJSON(w, http.StatusForbidden, map[string]string{"error": "forbidden"})
 		return

@@ -56,7 +56,8 @@ func (r *Rule) String() string {
 // and text) or that none does, and the verdict for id (when not nil) and
 // for an anonymous user. rawPath may carry a query, which is ignored, and
 // may be escaped as on the wire. The output is deterministic and ends in a
-// newline. Explain does not check the global AUTHPROXY_ALLOWED_* lists.
+// newline. The allow-list (AUTHPROXY_ALLOWED_*) is shown and applied, as
+// Decide applies it.
 func (p *Policy) Explain(method, rawPath string, id *Identity) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "request:   %s %s\n", printable(method), printable(rawPath))
@@ -99,6 +100,9 @@ func (p *Policy) Explain(method, rawPath string, id *Identity) string {
 	default:
 		fmt.Fprintf(&b, "rule:      none of the %d rules matches; a policy denies what it does not allow\n", len(p.Rules))
 	}
+	if line := p.Allow.describe(); line != "" && !d.Rule.Public() {
+		fmt.Fprintf(&b, "allow-list: %s\n", line)
+	}
 	if id != nil {
 		verdict := "denied (403)"
 		if d.Allow {
@@ -111,10 +115,27 @@ func (p *Policy) Explain(method, rawPath string, id *Identity) string {
 	} else {
 		b.WriteString("anonymous: allowed: " + d.Reason + "\n")
 	}
-	if id != nil && d.Allow && d.NeedsSession {
-		b.WriteString("note:      signed-in users must also pass AUTHPROXY_ALLOWED_EMAIL_DOMAINS, _EMAILS and _GROUPS, not checked here\n")
-	}
 	return b.String()
+}
+
+// describe says what the allow-list requires of every signed-in user, or ""
+// when it restricts nobody.
+func (a *AllowList) describe() string {
+	var parts []string
+	if a.restrictsEmail() {
+		var of []string
+		if len(a.Domains) > 0 {
+			of = append(of, "domains ["+strings.Join(a.Domains, " ")+"]")
+		}
+		if len(a.Emails) > 0 {
+			of = append(of, "emails ["+strings.Join(a.Emails, " ")+"]")
+		}
+		parts = append(parts, "email in "+strings.Join(of, " or "))
+	}
+	if len(a.Groups) > 0 {
+		parts = append(parts, "in one of the groups ["+strings.Join(a.Groups, " ")+"]")
+	}
+	return strings.Join(parts, ", and ")
 }
 
 // index returns the position of r in p.Rules.

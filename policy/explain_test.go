@@ -24,9 +24,10 @@ func TestExplain(t *testing.T) {
 	}
 	policies := map[string]*Policy{
 		"file":   file,
-		"narrow": New(skip, narrow),
-		"env":    New(skip, nil),
+		"narrow": New(skip, narrow, AllowList{}),
+		"env":    New(skip, nil, AllowList{}),
 		"empty":  {},
+		"allow":  New(skip, narrow, AllowList{Domains: []string{"example.com"}, Groups: []string{"staff"}}),
 	}
 	ada := &Identity{Email: "ada@example.com", Groups: []string{"admins", "staff"}}
 	bob := &Identity{Email: "bob@other.example", Groups: []string{"staff"}}
@@ -55,6 +56,10 @@ func TestExplain(t *testing.T) {
 		{"no-email", "file", "GET", "/reports/", &Identity{Groups: []string{"finance"}}},
 		{"control-characters-quoted", "file", "GET\n", "/a\x1b[31m", nil},
 		{"refused-raw-newline", "file", "GET", "/a\nb", nil},
+		{"allow-list-passes", "allow", "GET", "/admin/", ada},
+		{"allow-list-refuses-domain", "allow", "GET", "/app/x", bob},
+		{"allow-list-refuses-group", "allow", "GET", "/app/x", eve},
+		{"allow-list-not-on-public", "allow", "GET", "/public/x", bob},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := policies[tc.policy].Explain(tc.method, tc.path, tc.id)

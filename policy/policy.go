@@ -20,6 +20,23 @@ import (
 	"strings"
 )
 
+// AllowList says who may use the application at all: the global
+// AUTHPROXY_ALLOWED_EMAIL_DOMAINS, _EMAILS and _GROUPS. It applies to every
+// signed-in user on every rule that is not Public (Decide), and at sign-in
+// (Admit). The zero value restricts nobody.
+type AllowList struct {
+	// Domains are the email domains allowed, compared case-insensitively;
+	// empty, or just "*", allows any domain.
+	Domains []string
+	// Emails are addresses allowed whatever Domains say, compared
+	// case-insensitively. When Emails or Domains restrict, a user without
+	// an email address is refused.
+	Emails []string
+	// Groups, when not empty, are the groups of which the user must be in
+	// at least one (exact match).
+	Groups []string
+}
+
 // Access says who a rule lets through. The zero value is not a valid
 // Access: a rule left without one denies everyone, signed in or not.
 type Access int
@@ -74,6 +91,9 @@ type Rule struct {
 // policy with rules denies whatever none of them matches.
 type Policy struct {
 	Rules []Rule
+	// Allow is applied to every signed-in user on every rule that is not
+	// Public, before the rule itself.
+	Allow AllowList
 }
 
 // Identity is who made a request, from their session. A nil *Identity
@@ -88,24 +108,25 @@ type Identity struct {
 type Decision struct {
 	// Rule is the rule that decided, or nil when none matched.
 	Rule *Rule
-	// Allow says whether the request may pass to the upstream (subject to
-	// the global allow-lists, which the caller applies to signed-in users).
+	// Allow says whether the request may pass to the upstream.
 	Allow bool
 	// NeedsSession says whether the request needs a session at all: when
 	// true and there is none, the caller starts sign-in (or answers 401);
 	// when true and there is one but Allow is false, it answers 403.
 	NeedsSession bool
-	// Reason is one plain sentence for operators and logs. It never holds
-	// the path, the email or any other request data.
+	// Cause says why, for callers that branch on it (the 403 page, audit
+	// lines); Reason is the same in one plain sentence for operators and
+	// logs. Neither holds the path, the email or any other request data.
+	Cause  Cause
 	Reason string
 }
 
 // New returns the policy authproxy enforces: the skip-auth routes first, then
-// the policy file's rules. With no file (nil), a last rule lets any
+// the policy file's rules, every one that is not public under allow. With no file (nil), a last rule lets any
 // signed-in user through everything else, as before policy files existed;
 // with a file, what no rule matches is denied. Neither argument is modified.
-func New(skipRoutes []Rule, file *Policy) *Policy {
-	p := &Policy{Rules: slices.Clone(skipRoutes)}
+func New(skipRoutes []Rule, file *Policy, allow AllowList) *Policy {
+	p := &Policy{Rules: slices.Clone(skipRoutes), Allow: allow}
 	if file == nil {
 		p.Rules = append(p.Rules, Rule{Path: "/", Access: Authenticated, Source: "default without a policy file"})
 		return p
@@ -154,77 +175,139 @@ func (r *Rule) methodMatches(method string) bool {
 	return false
 }
 
-// Reasons Decide gives.
-const (
-	reasonPublic       = "the rule makes the path public"
-	reasonAnonymous    = "not signed in, and the path needs a session"
-	reasonSignedIn     = "signed in, and the rule lets any signed-in user through"
-	reasonNoPolicy     = "signed in, and without a policy any signed-in user may pass"
-	reasonNoRule       = "no rule matches this method and path, and a policy denies what it does not allow"
-	reasonGroup        = "in a group the rule allows"
-	reasonEmail        = "the rule allows this email address"
-	reasonDomain       = "the rule allows this email domain"
-	reasonNotListed    = "signed in, but not in the groups, emails or domains the rule allows"
-	reasonInvalidRules = "the rule has no valid access kind, so it denies everyone"
-)
-
 // Decide says what the policy does with a request with this method and
 // cleaned path, from a user with this identity (nil: no session). The
 // method and path must have passed ValidMethod and CleanPath; Decide trusts
-// them. It does not allocate.
+// them. It is Judge(Match(method, cleanPath), id), and does not allocate.
 func (p *Policy) Decide(method, cleanPath string, id *Identity) Decision {
-	r := p.Match(method, cleanPath)
-	if r == nil {
-		if p == nil || len(p.Rules) == 0 {
-			if id == nil {
-				return Decision{NeedsSession: true, Reason: reasonAnonymous}
-			}
-			return Decision{Allow: true, NeedsSession: true, Reason: reasonNoPolicy}
-		}
-		return Decision{NeedsSession: true, Reason: reasonNoRule}
-	}
-	d := Decision{Rule: r, NeedsSession: true}
-	switch {
-	case r.Access == Public:
-		d.Allow, d.NeedsSession, d.Reason = true, false, reasonPublic
-	case r.Access != Authenticated && r.Access != Restricted:
-		d.Reason = reasonInvalidRules
-	case id == nil:
-		d.Reason = reasonAnonymous
-	case r.Access == Authenticated:
-		d.Allow, d.Reason = true, reasonSignedIn
-	default:
-		d.Reason = r.admits(id)
-		d.Allow = d.Reason != reasonNotListed
-	}
-	return d
+	return p.Judge(p.Match(method, cleanPath), id)
 }
 
-// admits returns the reason a Restricted rule lets id through, or
-// reasonNotListed.
-func (r *Rule) admits(id *Identity) string {
+// Public reports whether r, a rule Match returned (nil when none matched),
+// lets every request through without a session: a caller that matched once
+// serves such a request without identifying anyone.
+func (r *Rule) Public() bool {
+	return r != nil && r.Access == Public
+}
+
+// Judge says what rule r, which Match returned for the request (nil when
+// none matched), does with a request from a user with this identity (nil:
+// no session): the allow-list first, for every rule that is not public,
+// then the rule. It does not allocate.
+func (p *Policy) Judge(r *Rule, id *Identity) Decision {
+	if r.Public() {
+		return decision(r, true, false, CausePublic)
+	}
+	if r != nil && r.Access != Authenticated && r.Access != Restricted {
+		return decision(r, false, true, CauseInvalidRule)
+	}
+	if id == nil {
+		return decision(r, false, true, CauseAnonymous)
+	}
+	var allow AllowList
+	if p != nil {
+		allow = p.Allow
+	}
+	if c := allow.check(id); c != 0 {
+		return decision(r, false, true, c)
+	}
+	switch {
+	case r == nil && (p == nil || len(p.Rules) == 0):
+		return decision(nil, true, true, CauseNoPolicy)
+	case r == nil:
+		return decision(nil, false, true, CauseNoRule)
+	case r.Access == Authenticated:
+		return decision(r, true, true, CauseSignedIn)
+	}
+	c := r.admits(id)
+	return decision(r, c != CauseNotListed, true, c)
+}
+
+// Admit says whether a user with this identity may sign in at all: the
+// allow-list alone, as no request path is known yet.
+func (p *Policy) Admit(id *Identity) Decision {
+	var allow AllowList
+	if p != nil {
+		allow = p.Allow
+	}
+	if c := allow.check(id); c != 0 {
+		return decision(nil, false, true, c)
+	}
+	return decision(nil, true, true, CauseAllowListed)
+}
+
+func decision(r *Rule, allow, needsSession bool, c Cause) Decision {
+	return Decision{Rule: r, Allow: allow, NeedsSession: needsSession, Cause: c, Reason: c.String()}
+}
+
+// admits returns the cause for which a Restricted rule lets id through, or
+// CauseNotListed.
+func (r *Rule) admits(id *Identity) Cause {
 	for _, g := range id.Groups {
 		if g != "" && slices.Contains(r.Groups, g) {
-			return reasonGroup
+			return CauseGroup
 		}
 	}
 	if id.Email == "" {
-		return reasonNotListed
+		return CauseNotListed
 	}
 	for _, e := range r.Emails {
 		if strings.EqualFold(e, id.Email) {
-			return reasonEmail
+			return CauseEmail
 		}
 	}
-	at := strings.LastIndexByte(id.Email, '@')
-	if at < 0 {
-		return reasonNotListed
-	}
-	domain := id.Email[at+1:]
-	for _, d := range r.Domains {
-		if domain != "" && strings.EqualFold(d, domain) {
-			return reasonDomain
+	if domain, ok := emailDomain(id.Email); ok {
+		for _, d := range r.Domains {
+			if strings.EqualFold(d, domain) {
+				return CauseDomain
+			}
 		}
 	}
-	return reasonNotListed
+	return CauseNotListed
+}
+
+// emailDomain returns the part of email after its last "@", if not empty.
+func emailDomain(email string) (string, bool) {
+	at := strings.LastIndexByte(email, '@')
+	if at < 0 || at == len(email)-1 {
+		return "", false
+	}
+	return email[at+1:], true
+}
+
+// restrictsEmail reports whether the allow-list limits email addresses.
+func (a *AllowList) restrictsEmail() bool {
+	return len(a.Emails) > 0 || len(a.Domains) > 0 && !(len(a.Domains) == 1 && a.Domains[0] == "*")
+}
+
+// check returns 0 when id is on the allow-list, else the cause it is not.
+func (a *AllowList) check(id *Identity) Cause {
+	if a.restrictsEmail() && !a.emailAllowed(id.Email) {
+		if id.Email == "" {
+			return CauseNoEmail
+		}
+		return CauseEmailNotAllowed
+	}
+	if len(a.Groups) > 0 && !slices.ContainsFunc(id.Groups, func(g string) bool { return slices.Contains(a.Groups, g) }) {
+		return CauseGroupNotAllowed
+	}
+	return 0
+}
+
+func (a *AllowList) emailAllowed(email string) bool {
+	if email == "" {
+		return false
+	}
+	for _, e := range a.Emails {
+		if strings.EqualFold(e, email) {
+			return true
+		}
+	}
+	domain, ok := emailDomain(email)
+	for _, d := range a.Domains {
+		if d == "*" || ok && strings.EqualFold(d, domain) {
+			return true
+		}
+	}
+	return false
 }

@@ -102,14 +102,14 @@ func TestNew(t *testing.T) {
 	file := &Policy{Rules: []Rule{{Path: "/public/secret/", Access: Restricted, Groups: []string{"a"}}}}
 	bob := &Identity{Email: "bob@example.com"}
 
-	envOnly := New(skip, nil)
+	envOnly := New(skip, nil, AllowList{})
 	if d := envOnly.Decide("GET", "/elsewhere", bob); !d.Allow || d.Rule == nil || d.Rule.Source == "" {
 		t.Errorf("without a file, a signed-in user elsewhere: %+v; want allowed by the default rule", d)
 	}
 	if d := envOnly.Decide("GET", "/elsewhere", nil); d.Allow || !d.NeedsSession {
 		t.Errorf("without a file, anonymous elsewhere: %+v; want sent to sign in", d)
 	}
-	both := New(skip, file)
+	both := New(skip, file, AllowList{})
 	if d := both.Decide("GET", "/public/secret/x", nil); !d.Allow || d.Rule.Source != "AUTHPROXY_SKIP_AUTH_ROUTES" {
 		t.Errorf("skip routes come first: %+v", d)
 	}
@@ -119,7 +119,7 @@ func TestNew(t *testing.T) {
 	if len(skip) != 2 || len(file.Rules) != 1 {
 		t.Errorf("New modified its arguments")
 	}
-	if d := New(nil, nil).Decide("POST", "/x", bob); !d.Allow {
+	if d := New(nil, nil, AllowList{}).Decide("POST", "/x", bob); !d.Allow {
 		t.Errorf("New(nil, nil) must let a signed-in user through: %+v", d)
 	}
 }
@@ -283,6 +283,82 @@ func BenchmarkDecide(b *testing.B) {
 	for b.Loop() {
 		if d := p.Decide("HEAD", "/admin/users/42/edit", id); !d.Allow {
 			b.Fatal(d.Reason)
+		}
+	}
+}
+
+// TestAllowList: the global allow-list judges every signed-in user on every
+// rule that is not public, before the rule, and alone at sign-in (Admit);
+// each refusal has its own Cause.
+func TestAllowList(t *testing.T) {
+	rules := []Rule{
+		{Path: "/public/", Access: Public},
+		{Path: "/admin/", Access: Restricted, Groups: []string{"admins"}},
+		{Path: "/", Access: Authenticated},
+	}
+	ada := &Identity{Email: "Ada@Example.com", Groups: []string{"admins", "staff"}}
+	bob := &Identity{Email: "bob@other.example", Groups: []string{"staff"}}
+	noEmail := &Identity{Groups: []string{"staff"}}
+	for _, tc := range []struct {
+		name  string
+		allow AllowList
+		path  string
+		id    *Identity
+		want  Cause
+	}{
+		{"zero allow-list restricts nobody", AllowList{}, "/x", noEmail, CauseSignedIn},
+		{"any domain", AllowList{Domains: []string{"*"}}, "/x", noEmail, CauseSignedIn},
+		{"domain matches, any case", AllowList{Domains: []string{"example.com"}}, "/x", ada, CauseSignedIn},
+		{"domain refused", AllowList{Domains: []string{"example.com"}}, "/x", bob, CauseEmailNotAllowed},
+		{"email listed adds to the domains", AllowList{Domains: []string{"example.com"}, Emails: []string{"BOB@other.example"}}, "/x", bob, CauseSignedIn},
+		{"emails alone with any domain still need an email", AllowList{Domains: []string{"*"}, Emails: []string{"x@y.z"}}, "/x", noEmail, CauseNoEmail},
+		{"no email where domains restrict", AllowList{Domains: []string{"example.com"}}, "/x", noEmail, CauseNoEmail},
+		{"group required", AllowList{Groups: []string{"admins"}}, "/x", bob, CauseGroupNotAllowed},
+		{"group present", AllowList{Groups: []string{"admins"}}, "/x", ada, CauseSignedIn},
+		{"allow-list before the rule", AllowList{Groups: []string{"ops"}}, "/admin/x", bob, CauseGroupNotAllowed},
+		{"rule after the allow-list", AllowList{Groups: []string{"staff"}}, "/admin/x", bob, CauseNotListed},
+		{"rule admits", AllowList{Groups: []string{"staff"}}, "/admin/x", ada, CauseGroup},
+		{"public rules ignore the allow-list", AllowList{Groups: []string{"ops"}}, "/public/x", bob, CausePublic},
+		{"anonymous is anonymous", AllowList{Groups: []string{"ops"}}, "/x", nil, CauseAnonymous},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &Policy{Rules: rules, Allow: tc.allow}
+			d := p.Decide("GET", tc.path, tc.id)
+			if d.Cause != tc.want || d.Reason != tc.want.String() {
+				t.Fatalf("Decide: cause %v (%q), want %v", d.Cause, d.Reason, tc.want)
+			}
+			allowed := tc.want == CausePublic || tc.want == CauseSignedIn || tc.want == CauseGroup
+			if d.Allow != allowed {
+				t.Errorf("Allow = %t, want %t", d.Allow, allowed)
+			}
+			if tc.id == nil || tc.want == CausePublic {
+				return // Admit judges the identity alone: see the other cases
+			}
+			admit := p.Admit(tc.id)
+			if tc.want.ByAllowList() {
+				if admit.Allow || admit.Cause != tc.want {
+					t.Errorf("Admit = %+v, want refused with %v", admit, tc.want)
+				}
+			} else if !admit.Allow || admit.Cause != CauseAllowListed {
+				t.Errorf("Admit = %+v, want allowed", admit)
+			}
+		})
+	}
+}
+
+// TestJudgeMatchesOnce: a caller that matched the rule once gets from
+// Judge what Decide gives, and Public says when no identity is needed.
+func TestJudgeMatchesOnce(t *testing.T) {
+	p := testPolicy()
+	for _, path := range []string{"/", "/public/x", "/admin/", "/nothing"} {
+		r := p.Match("GET", path)
+		for _, id := range []*Identity{nil, {Email: "a@example.com", Groups: []string{"admins"}}} {
+			if got, want := p.Judge(r, id), p.Decide("GET", path, id); got != want {
+				t.Errorf("%s: Judge = %+v, Decide = %+v", path, got, want)
+			}
+		}
+		if r.Public() != !p.Decide("GET", path, nil).NeedsSession {
+			t.Errorf("%s: Public() = %t disagrees with NeedsSession", path, r.Public())
 		}
 	}
 }
