@@ -173,12 +173,14 @@ func (s *Server) stripIdentityHeaders(next http.Handler) http.Handler {
 // are not plain printable ASCII (control or non-ASCII bytes, leading or
 // trailing blanks, or "=?") are sent as one RFC 2047 encoded-word
 // (=?utf-8?b?…?=), so that no byte of a claim can end or forge a header.
+// name must be in canonical form (http.CanonicalHeaderKey): it is used as
+// the map key as it is, which saves canonicalizing it on every request.
 func setHeader(h http.Header, name, v string) {
 	if v == "" {
-		h.Del(name)
+		delete(h, name)
 		return
 	}
-	h.Set(name, encodeHeaderValue(v))
+	h[name] = []string{encodeHeaderValue(v)}
 }
 
 func encodeHeaderValue(v string) string {

@@ -534,3 +534,28 @@ func TestURLHeadersOnlyFromTrustedProxies(t *testing.T) {
 		})
 	}
 }
+
+// TestSetHeaderNamesAreCanonical: setHeader uses its name as the map key
+// as it is, so every name it is given must already be canonical.
+func TestSetHeaderNamesAreCanonical(t *testing.T) {
+	names := []string{headerUser, headerEmail, headerPreferredUsername, headerGroups, headerAccessToken, headerUpstreamJWT,
+		"X-Auth-Request-User", "X-Auth-Request-Email", "X-Auth-Request-Preferred-Username", "X-Auth-Request-Groups",
+		"X-Auth-Request-Access-Token", "X-Real-Ip"}
+	names = append(names, urlHeaders...)
+	cfg, err := LoadConfig(mapLookup(map[string]string{
+		"AUTHPROXY_UPSTREAM": "http://127.0.0.1:8080", "AUTHPROXY_OIDC_ISSUER": "http://127.0.0.1:1", "AUTHPROXY_CLIENT_ID": "c",
+		"AUTHPROXY_REDIRECT_URL": "http://app/oauth2/callback", "AUTHPROXY_COOKIE_SECRET": testCookieSecret,
+		"AUTHPROXY_CLAIM_HEADERS": "x-tenant=tenant, X-DEPT-NAME=dept",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range cfg.ClaimHeaders {
+		names = append(names, ch.Header)
+	}
+	for _, n := range names {
+		if c := http.CanonicalHeaderKey(n); c != n {
+			t.Errorf("%q is not canonical (%q)", n, c)
+		}
+	}
+}

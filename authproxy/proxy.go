@@ -110,12 +110,12 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest, target *url.URL) {
 		}
 	} else {
 		for _, h := range urlHeaders {
-			pr.Out.Header.Del(h)
+			delete(pr.Out.Header, h) // canonical names: no need to canonicalize
 		}
 	}
 	// The client's own X-Real-IP was deleted with the identity headers.
 	if addr := s.trusted.clientAddr(pr.In); addr.IsValid() {
-		pr.Out.Header.Set("X-Real-IP", addr.String())
+		pr.Out.Header["X-Real-Ip"] = []string{addr.String()} // canonical form of X-Real-IP
 	}
 
 	removeOwnCookies(pr.Out.Header, s.cfg.CookieName)
