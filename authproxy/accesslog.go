@@ -62,19 +62,41 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 			if rec.status >= 500 {
 				level = slog.LevelWarn
 			}
+			if s.accessOut != nil {
+				if s.log.Enabled(r.Context(), level) {
+					s.writeAccessLine(&accessLine{
+						time: time.Now(), warn: level == slog.LevelWarn, id: ri.id, method: r.Method,
+						path: truncate(r.URL.Path, 256), status: rec.status, bytes: rec.bytes,
+						duration: time.Since(start), outcome: outcome, user: ri.user,
+					})
+				}
+				return
+			}
 			s.log.LogAttrs(r.Context(), level, "request",
 				slog.String("request_id", ri.id),
 				slog.String("method", r.Method),
 				slog.String("path", truncate(r.URL.Path, 256)),
 				slog.Int("status", rec.status),
 				slog.Int64("bytes", rec.bytes),
-				slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+				slog.Float64("duration_ms", durationMillis(time.Since(start))),
 				slog.String("outcome", outcome),
 				slog.String("user", ri.user),
 			)
 		}()
 		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), requestInfoKey{}, ri)))
 	})
+}
+
+// writeAccessLine writes one access-log line to s.accessOut.
+func (s *Server) writeAccessLine(a *accessLine) {
+	bp, _ := s.lineBuffers.Get().(*[]byte)
+	if bp == nil {
+		b := make([]byte, 0, 512)
+		bp = &b
+	}
+	*bp = a.appendJSON((*bp)[:0])
+	_, _ = s.accessOut.Write(*bp)
+	s.lineBuffers.Put(bp)
 }
 
 // requestID returns a short id for logs and pages. It need not be

@@ -170,6 +170,7 @@ func newBenchServer(b testing.TB, kind benchStore, extra map[string]string) *ben
 		Templates:  pages,
 		Locker:     backend,
 		Logger:     slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		AccessLog:  io.Discard, // as main wires it with the JSON log format
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -272,6 +273,26 @@ func BenchmarkHotPath(b *testing.B) {
 			if e.up.identified.Load() == 0 {
 				b.Fatal("signed-in requests reached the upstream without X-Forwarded-User")
 			}
+		})
+	}
+}
+
+// BenchmarkAccessLog is the signed-in cookie-store request with the access
+// log as production writes it (JSON formatted directly), through slog (the
+// text format's path, and the JSON one's before), and off, for its share.
+func BenchmarkAccessLog(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		set  func(s *Server)
+	}{
+		{"direct", func(s *Server) {}},
+		{"slog", func(s *Server) { s.accessOut = nil }},
+		{"off", func(s *Server) { s.accessOut, s.log = nil, slog.New(slog.DiscardHandler) }},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			e := newBenchServer(b, "cookie", nil)
+			tc.set(e.srv)
+			serveLoop(b, e.srv, benchRequest("/app/page", e.mint(b, benchSession())))
 		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/authproxy/authproxy/providers"
@@ -47,6 +48,9 @@ type Options struct {
 	Now    func() time.Time
 	// Version is reported by the authproxy_build_info metric.
 	Version string
+	// AccessLog, when not nil, receives the access log's lines as JSON
+	// directly; nil sends them through Logger.
+	AccessLog io.Writer
 
 	closer io.Closer // closed by Server.Close; set by NewFromConfig
 }
@@ -77,6 +81,10 @@ type Server struct {
 	// claimHeaderNames are AUTHPROXY_CLAIM_HEADERS' names, normalized.
 	claimHeaderNames map[string]bool
 	closer           io.Closer
+	// accessOut receives access-log lines as JSON (nil: through log), and
+	// lineBuffers are the buffers they are formatted in.
+	accessOut   io.Writer
+	lineBuffers sync.Pool
 
 	storeFailures *logThrottle // "session store failed"
 	idpNotReady   *logThrottle // /readyz's causes for the IdP
@@ -100,9 +108,13 @@ func New(opts Options) (*Server, error) {
 
 		locker:    opts.Locker,
 		closer:    opts.closer,
+		accessOut: opts.AccessLog,
 		refresher: newRefresher(),
 		streams:   newStreams(),
 		metrics:   newMetrics(opts.Version),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.storeFailures = newLogThrottle(s.log, "session store failed", storeLogEvery)
 	s.idpNotReady = newLogThrottle(s.log, "not ready: identity provider", storeLogEvery)
@@ -216,10 +228,25 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.handler.ServeHTTP(w, r)
 }
 
+// Runtime is what the process gives a Server beside its configuration.
+type Runtime struct {
+	// Logger receives every log line; nil discards them.
+	Logger *slog.Logger
+	// AccessLog, when not nil, receives the access log's lines as JSON
+	// directly (LogWriter.Buffered), instead of through Logger.
+	AccessLog io.Writer
+	// Version is reported by the authproxy_build_info metric.
+	Version string
+}
+
 // NewFromConfig builds the provider, the session store and the pages that
 // cfg describes, starts provider discovery in the background (retried until
 // ctx ends), and returns the Server.
-func NewFromConfig(ctx context.Context, cfg *Config, log *slog.Logger, version string) (*Server, error) {
+func NewFromConfig(ctx context.Context, cfg *Config, rt Runtime) (*Server, error) {
+	log := rt.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	pages, err := templates.New(cfg.TemplatesDir)
 	if err != nil {
 		return nil, fmt.Errorf("authproxy: AUTHPROXY_TEMPLATES_DIR: %w", err)
@@ -270,7 +297,8 @@ func NewFromConfig(ctx context.Context, cfg *Config, log *slog.Logger, version s
 		Templates:  pages,
 		Locker:     backend,
 		Logger:     log,
-		Version:    version,
+		AccessLog:  rt.AccessLog,
+		Version:    rt.Version,
 		closer:     backend,
 	})
 }

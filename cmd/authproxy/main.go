@@ -75,13 +75,21 @@ func serve(stderr io.Writer) int {
 	if !ok {
 		return 1
 	}
-	log := newLogger(cfg.LogFormat, stderr)
+	// One writer for every line: the access log's are batched (at most
+	// 100 ms), and Close writes what is held, on SIGTERM as on any return.
+	logs := authproxy.NewLogWriter(stderr)
+	defer logs.Close()
+	log := newLogger(cfg.LogFormat, logs)
+	var accessLog io.Writer
+	if cfg.LogFormat != "text" {
+		accessLog = logs.Buffered()
+	}
 	// go-redis's one, process-wide logger: its lines join this log.
 	session.SetRedisLogger(log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	handler, err := authproxy.NewFromConfig(ctx, cfg, log, version)
+	handler, err := authproxy.NewFromConfig(ctx, cfg, authproxy.Runtime{Logger: log, AccessLog: accessLog, Version: version})
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1
