@@ -485,7 +485,7 @@ func TestLoadConfigProvider(t *testing.T) {
 			[]string{"AUTHPROXY_ENTRA_GROUP_NAMES: only used with AUTHPROXY_PROVIDER=entra", "AUTHPROXY_GITHUB_ORG: only used with AUTHPROXY_PROVIDER=github"}},
 		{"github team without org", map[string]string{"AUTHPROXY_PROVIDER": "github", "AUTHPROXY_OIDC_ISSUER": "\x00unset", "AUTHPROXY_GITHUB_TEAM": "web"},
 			[]string{"AUTHPROXY_GITHUB_TEAM: needs AUTHPROXY_GITHUB_ORG"}},
-		{"entra issuer not v2.0", map[string]string{"AUTHPROXY_PROVIDER": "entra"}, []string{"AUTHPROXY_OIDC_ISSUER: with AUTHPROXY_PROVIDER=entra, want https://login.microsoftonline.com/<tenant>/v2.0"}},
+		{"entra issuer not v2.0", map[string]string{"AUTHPROXY_PROVIDER": "entra"}, []string{"AUTHPROXY_OIDC_ISSUER: with the entra provider, want https://login.microsoftonline.com/<tenant>/v2.0"}},
 		{"entra multi-tenant without tenants", map[string]string{"AUTHPROXY_PROVIDER": "entra", "AUTHPROXY_OIDC_ISSUER": entraCommon},
 			[]string{"AUTHPROXY_ENTRA_TENANTS: required with the multi-tenant issuer"}},
 		{"not checked when a variable is bad", map[string]string{"AUTHPROXY_PROVIDER": "entra", "AUTHPROXY_OIDC_ISSUER": entraCommon, "AUTHPROXY_LOG_FORMAT": "xml"},

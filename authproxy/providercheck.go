@@ -3,7 +3,8 @@ package authproxy
 import (
 	"errors"
 	"fmt"
-	"strings"
+
+	"github.com/authproxy/authproxy/providers"
 )
 
 // The cross-check of AUTHPROXY_PROVIDER against the other variables, run
@@ -44,17 +45,43 @@ func (c *Config) checkProvider(failed map[string]bool) []error {
 			errs = append(errs, fmt.Errorf("%s: only used with AUTHPROXY_PROVIDER=%s", o.name, o.kind))
 		}
 	}
+	if len(c.GitHubTeams) > 0 && c.GitHubOrg == "" && c.Provider == "github" {
+		errs = append(errs, errors.New("AUTHPROXY_GITHUB_TEAM: needs AUTHPROXY_GITHUB_ORG, the organization the teams belong to"))
+	}
 	if len(errs) > 0 || len(failed) > 0 {
 		return errs
 	}
 	if _, err := newProvider(c, nil); err != nil {
-		msg := strings.TrimPrefix(err.Error(), "providers: ")
-		if !strings.HasPrefix(msg, "AUTHPROXY_") {
-			msg = "AUTHPROXY_PROVIDER: " + msg
+		var ce *providers.ConfigError
+		if errors.As(err, &ce) {
+			errs = append(errs, fmt.Errorf("%s: %w", providerFieldVariable(ce.Field), ce.Err))
+		} else {
+			errs = append(errs, fmt.Errorf("AUTHPROXY_PROVIDER: %w", err))
 		}
-		errs = append(errs, errors.New(msg))
 	}
 	return errs
+}
+
+// providerFieldVariable names the variable that sets a providers.Config
+// field, as a providers.ConfigError names it.
+func providerFieldVariable(field string) string {
+	switch field {
+	case "IssuerURL":
+		return "AUTHPROXY_OIDC_ISSUER"
+	case "Entra.Tenants":
+		return "AUTHPROXY_ENTRA_TENANTS"
+	case "Entra.GraphURL":
+		return "AUTHPROXY_ENTRA_GRAPH_URL"
+	case "GitHub.URL":
+		return "AUTHPROXY_GITHUB_URL"
+	case "GitHub.Teams":
+		return "AUTHPROXY_GITHUB_TEAM"
+	case "GitHub.Org":
+		return "AUTHPROXY_GITHUB_ORG"
+	case "Keycloak.Roles":
+		return "AUTHPROXY_KEYCLOAK_ROLES"
+	}
+	return "AUTHPROXY_PROVIDER"
 }
 
 // validGitHubName reports whether s may be a GitHub login or team slug.

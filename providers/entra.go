@@ -56,25 +56,25 @@ func (o EntraOptions) hooks(cfg OIDCConfig) (Hooks, error) {
 		m = entraIssuerPath.FindStringSubmatch(u.Path)
 	}
 	if m == nil {
-		return Hooks{}, fmt.Errorf("providers: AUTHPROXY_OIDC_ISSUER: with AUTHPROXY_PROVIDER=entra, want https://login.microsoftonline.com/<tenant>/v2.0, got %q", cfg.IssuerURL)
+		return Hooks{}, configError("IssuerURL", "with the entra provider, want https://login.microsoftonline.com/<tenant>/v2.0, got %q", cfg.IssuerURL)
 	}
 	multi := slices.Contains(multiTenants, strings.ToLower(m[1]))
 	tenants := make([]string, 0, len(o.Tenants))
 	for _, t := range o.Tenants {
 		if t != "*" && !IsGUID(t) {
-			return Hooks{}, fmt.Errorf("providers: AUTHPROXY_ENTRA_TENANTS: want tenant ids (GUIDs) or *, got %q", t)
+			return Hooks{}, configError("Entra.Tenants", "want tenant ids (GUIDs) or *, got %q", t)
 		}
 		tenants = append(tenants, strings.ToLower(t))
 	}
 	if multi && len(tenants) == 0 {
-		return Hooks{}, fmt.Errorf("providers: AUTHPROXY_ENTRA_TENANTS: required with the multi-tenant issuer %q: list the tenant ids whose users may sign in, or * for every Microsoft Entra tenant", cfg.IssuerURL)
+		return Hooks{}, configError("Entra.Tenants", "required with the multi-tenant issuer %q: list the tenant ids whose users may sign in, or * for every Microsoft Entra tenant", cfg.IssuerURL)
 	}
 	graph := strings.TrimSuffix(o.GraphURL, "/")
 	if graph == "" {
 		graph = DefaultGraphURL
 	}
 	if g, err := url.Parse(graph); err != nil || (g.Scheme != "https" && g.Scheme != "http") || g.Host == "" {
-		return Hooks{}, fmt.Errorf("providers: AUTHPROXY_ENTRA_GRAPH_URL: want an absolute URL, got %q", o.GraphURL)
+		return Hooks{}, configError("Entra.GraphURL", "want an absolute URL, got %q", o.GraphURL)
 	}
 	e := &entra{tenants: tenants, graph: graph, names: o.GroupNames, groupsClaim: cfg.GroupsClaim, log: cfg.Logger}
 	if e.groupsClaim == "" {

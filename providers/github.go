@@ -57,14 +57,14 @@ func NewGitHub(cfg OIDCConfig, opts GitHubOptions) (*GitHub, error) {
 		web = "https://github.com"
 	}
 	if u, err := url.Parse(web); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" {
-		return nil, fmt.Errorf("providers: AUTHPROXY_GITHUB_URL: want an absolute URL such as https://github.example.com, got %q", opts.URL)
+		return nil, configError("GitHub.URL", "want an absolute URL such as https://github.example.com, got %q", opts.URL)
 	}
 	api := web + "/api/v3"
 	if web == "https://github.com" {
 		api = "https://api.github.com"
 	}
 	if len(opts.Teams) > 0 && opts.Org == "" {
-		return nil, errors.New("providers: AUTHPROXY_GITHUB_TEAM: needs AUTHPROXY_GITHUB_ORG, the organization the teams belong to")
+		return nil, configError("GitHub.Teams", "needs GitHub.Org, the organization the teams belong to")
 	}
 	scopes := []string{"read:user", "user:email"}
 	if opts.Org != "" {

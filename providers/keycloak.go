@@ -2,7 +2,6 @@ package providers
 
 import (
 	"context"
-	"fmt"
 	"strings"
 )
 
@@ -28,7 +27,7 @@ func (o KeycloakOptions) hooks(clientID string) (Hooks, error) {
 		case "client":
 			client = true
 		default:
-			return Hooks{}, fmt.Errorf("providers: AUTHPROXY_KEYCLOAK_ROLES: want realm and/or client, got %q", r)
+			return Hooks{}, configError("Keycloak.Roles", "want realm and/or client, got %q", r)
 		}
 	}
 	h := Hooks{

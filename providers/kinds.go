@@ -2,7 +2,6 @@ package providers
 
 import (
 	"context"
-	"fmt"
 	"strings"
 )
 
@@ -51,7 +50,7 @@ func New(kind string, cfg Config) (Provider, error) {
 		}
 		return g, nil
 	default:
-		return nil, fmt.Errorf("providers: AUTHPROXY_PROVIDER: want one of %s, got %q", strings.Join(Kinds, ", "), kind)
+		return nil, configError("Kind", "want one of %s, got %q", strings.Join(Kinds, ", "), kind)
 	}
 	if err != nil {
 		return nil, err

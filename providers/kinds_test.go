@@ -106,16 +106,16 @@ func TestNewConfigErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name, kind, issuer string
 		edit               func(c *Config)
-		want               string
+		field, want        string
 	}{
-		{"unknown kind", "azure", "https://idp.example.com", nil, "AUTHPROXY_PROVIDER: want one of oidc, keycloak"},
-		{"keycloak role", "keycloak", "https://idp.example.com", func(c *Config) { c.Keycloak.Roles = []string{"group"} }, `AUTHPROXY_KEYCLOAK_ROLES: want realm and/or client, got "group"`},
-		{"entra v1 issuer", "entra", "https://sts.windows.net/72f988bf-86f1-41af-91ab-2d7cd011db47/", nil, "AUTHPROXY_OIDC_ISSUER: with AUTHPROXY_PROVIDER=entra, want https://login.microsoftonline.com/<tenant>/v2.0"},
-		{"entra multi-tenant without tenants", "entra", "https://login.microsoftonline.com/organizations/v2.0", nil, "AUTHPROXY_ENTRA_TENANTS: required with the multi-tenant issuer"},
-		{"entra tenant not a GUID", "entra", "https://login.microsoftonline.com/common/v2.0", func(c *Config) { c.Entra.Tenants = []string{"contoso.com"} }, "AUTHPROXY_ENTRA_TENANTS: want tenant ids (GUIDs) or *"},
-		{"entra graph URL", "entra", "https://login.microsoftonline.com/contoso.com/v2.0", func(c *Config) { c.Entra.GraphURL = "graph.microsoft.com" }, "AUTHPROXY_ENTRA_GRAPH_URL: want an absolute URL"},
-		{"github team without org", "github", "", func(c *Config) { c.GitHub.Teams = []string{"platform"} }, "AUTHPROXY_GITHUB_TEAM: needs AUTHPROXY_GITHUB_ORG"},
-		{"github URL", "github", "", func(c *Config) { c.GitHub.URL = "github.example.com" }, "AUTHPROXY_GITHUB_URL: want an absolute URL"},
+		{"unknown kind", "azure", "https://idp.example.com", nil, "Kind", "want one of oidc, keycloak"},
+		{"keycloak role", "keycloak", "https://idp.example.com", func(c *Config) { c.Keycloak.Roles = []string{"group"} }, "Keycloak.Roles", `want realm and/or client, got "group"`},
+		{"entra v1 issuer", "entra", "https://sts.windows.net/72f988bf-86f1-41af-91ab-2d7cd011db47/", nil, "IssuerURL", "with the entra provider, want https://login.microsoftonline.com/<tenant>/v2.0"},
+		{"entra multi-tenant without tenants", "entra", "https://login.microsoftonline.com/organizations/v2.0", nil, "Entra.Tenants", "required with the multi-tenant issuer"},
+		{"entra tenant not a GUID", "entra", "https://login.microsoftonline.com/common/v2.0", func(c *Config) { c.Entra.Tenants = []string{"contoso.com"} }, "Entra.Tenants", "want tenant ids (GUIDs) or *"},
+		{"entra graph URL", "entra", "https://login.microsoftonline.com/contoso.com/v2.0", func(c *Config) { c.Entra.GraphURL = "graph.microsoft.com" }, "Entra.GraphURL", "want an absolute URL"},
+		{"github team without org", "github", "", func(c *Config) { c.GitHub.Teams = []string{"platform"} }, "GitHub.Teams", "needs GitHub.Org"},
+		{"github URL", "github", "", func(c *Config) { c.GitHub.URL = "github.example.com" }, "GitHub.URL", "want an absolute URL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := Config{OIDCConfig: OIDCConfig{IssuerURL: tc.issuer, ClientID: "c"}}
@@ -123,8 +123,9 @@ func TestNewConfigErrors(t *testing.T) {
 				tc.edit(&cfg)
 			}
 			p, err := New(tc.kind, cfg)
-			if err == nil || p != nil || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("New = %v, %v; want an error saying %q", p, err, tc.want)
+			var ce *ConfigError
+			if err == nil || p != nil || !errors.As(err, &ce) || ce.Field != tc.field || !strings.Contains(ce.Err.Error(), tc.want) {
+				t.Errorf("New = %v, %v; want a ConfigError for %s saying %q", p, err, tc.field, tc.want)
 			}
 		})
 	}

@@ -36,6 +36,26 @@ var ErrBadResponse = fmt.Errorf("%w: unusable answer", ErrUnavailable)
 // teams. Callers that do not branch on it treat it as ErrRejected.
 var ErrDenied = fmt.Errorf("%w: user not allowed by the provider's rules", ErrRejected)
 
+// ConfigError is a problem with one field of the configuration New (or
+// NewGitHub) was given. Field names the field, dotted as in Go source:
+// "Kind", "IssuerURL", "Entra.Tenants", "Entra.GraphURL", "GitHub.URL",
+// "GitHub.Teams", "Keycloak.Roles"; callers map it to their own names for
+// it (authproxy, to the variable).
+type ConfigError struct {
+	Field string
+	Err   error
+}
+
+func (e *ConfigError) Error() string { return "providers: " + e.Field + ": " + e.Err.Error() }
+
+// Unwrap returns the problem.
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// configError returns a ConfigError for field.
+func configError(field, format string, args ...any) error {
+	return &ConfigError{Field: field, Err: fmt.Errorf(format, args...)}
+}
+
 // Provider is an identity provider as authproxy uses it.
 type Provider interface {
 	// AuthCodeURL returns the URL to send the browser to for sign-in,
