@@ -63,6 +63,7 @@ func (s *Server) ownRoutes() http.Handler {
 	r.Get(callbackPath, s.callback)
 	r.Get(signOutPath, s.signOut)
 	r.Post(signOutPath, s.signOut)
+	r.Get(signedOutPath, s.signedOut)
 	r.Get(userinfoPath, s.userinfo)
 	r.HandleFunc(authPath, s.forwardAuth)
 	r.Post(backchannelLogoutPath, s.backchannelLogout)
