@@ -11,7 +11,8 @@
 #     time) and the deployment checks (their module's Kubernetes and Compose libraries are
 #     downloaded and compiled once, then come from the Go caches).
 #   - Dex is built once per machine (scripts/install-deps.sh caches it). When it is missing, it
-#     is built while the unit tests run, and the end-to-end tests follow once it is there.
+#     is built while the Debian packages install and the unit tests run (the end-to-end tests are
+#     compiled meanwhile too), and the end-to-end tests follow once it is there.
 #
 # Every part runs even if another fails; the script prints each part's time and exits non-zero if
 # any failed. Under CI=true (.ci/run exports it) a missing component fails the tests that need it.
@@ -82,18 +83,25 @@ foreground() {
 	status[$part]=$rc
 }
 
-# Chromium, Redis, nginx from Debian and e2e/oidcprovider's npm packages (quick when present).
-scripts/install-deps.sh --no-dex
 dex=$(scripts/install-deps.sh --print-dex)
 export AUTHPROXY_DEX_BIN="$dex"
+# Dex, when it is missing, builds from the start: beside the downloads below and the unit tests.
+dex_built=false
+if [[ -x $dex ]]; then
+	dex_built=true
+else
+	background dex scripts/install-deps.sh --dex-only
+fi
+
+# Chromium, Redis, nginx from Debian and e2e/oidcprovider's npm packages (quick when present).
+scripts/install-deps.sh --no-dex
 
 background fuzz nice -n "$NICE" scripts/fuzz.sh
 background deploy-check nice -n "$NICE" bash -c 'cd deploy/check && "$GO" test -count=1 ./...'
 
-if [[ -x $dex ]]; then
+if "$dex_built"; then
 	foreground go-test "$GO" test -race -count=1 ./...
 else
-	background dex scripts/install-deps.sh --dex-only
 	mapfile -t unit < <("$GO" list ./... | grep -v '/e2e$')
 	foreground unit "$GO" test -race -count=1 "${unit[@]}"
 	# Compile the end-to-end tests while Dex may still be building (-list starts nothing).
