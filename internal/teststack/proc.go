@@ -2,7 +2,6 @@ package teststack
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -200,15 +199,12 @@ func (p *Proc) Log() (string, error) {
 	return string(b), nil
 }
 
-// ErrExitedEarly is reported, wrapped, for a process that exited before it was stopped.
-var ErrExitedEarly = errors.New("exited before it was stopped")
-
 // Stop ends the process (SIGTERM, then SIGKILL after StopGrace) and returns what went wrong: it
 // had exited already, it did not stop on SIGTERM, or its log shows a data race (a -race build).
 func (p *Proc) Stop() []string {
 	var problems []string
 	if p.Exited() {
-		problems = append(problems, fmt.Sprintf("%s %v: %v", p.Name, ErrExitedEarly, p.err))
+		problems = append(problems, fmt.Sprintf("%s exited before it was stopped: %v", p.Name, p.err))
 	} else {
 		_ = p.Cmd.Process.Signal(syscall.SIGTERM)
 		select {
