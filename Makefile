@@ -2,10 +2,12 @@
 # Chromium, Redis or nginx install them first (scripts/install-deps.sh, idempotent).
 #
 #   make build   build bin/authproxy
-#   make test    every test with -race, the end-to-end tests included, then every fuzz target for 8s
+#   make check   the inner loop: go vet and the unit tests (no -race, no end-to-end tests, no installs, no fuzzing)
+#   make test    what CI runs (scripts/test.sh): every test with -race, the end-to-end tests included, every fuzz
+#                target for 8s and the deployment checks, side by side where two cores allow
 #   make e2e     only the end-to-end tests (real Dex + Chromium), verbose
-#   make demo    Dex + the sample legacy app + authproxy on http://127.0.0.1:4180
-#   make fuzz    every fuzz target for FUZZTIME each (default 10s); a crasher lands in <pkg>/testdata/fuzz/
+#   make demo    Dex + the sample legacy app + authproxy on http://127.0.0.1:4180 (STORE=redis: sessions in Redis)
+#   make fuzz    every fuzz target for FUZZTIME each (default 10s), two at a time; a crasher lands in <pkg>/testdata/fuzz/
 #   make deps    install the test components only
 #   make deploy-check  check the Dockerfile, deploy/kubernetes and deploy/compose (deploy/check)
 #   make bench   load benchmark on loopback: bare proxy vs authproxy (cookie, Redis), ~4 min (bench/run.sh)
@@ -17,26 +19,32 @@ SHELL := /bin/bash
 
 GO ?= go
 FUZZTIME ?= 10s
+STORE ?= cookie
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
 # Where scripts/install-deps.sh keeps Dex; the end-to-end tests read it from AUTHPROXY_DEX_BIN.
 DEX_BIN = $(shell scripts/install-deps.sh --print-dex)
 
-.PHONY: build test e2e demo fuzz deps deploy-check bench soak clean
+.PHONY: build check test e2e demo fuzz deps deploy-check bench soak clean
 
 build:
 	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o bin/authproxy ./cmd/authproxy
 
-test: deps
-	AUTHPROXY_DEX_BIN="$(DEX_BIN)" $(GO) test -race -count=1 ./...
-	FUZZTIME=8s GO="$(GO)" scripts/fuzz.sh
-	$(MAKE) deploy-check
+# Every package but e2e (which -short would skip anyway): nothing to install, nothing to start.
+check:
+	$(GO) vet ./...
+	$(GO) test -short $$($(GO) list ./... | grep -v '/e2e$$')
+
+# Installs what is missing itself (scripts/install-deps.sh), building Dex beside the unit tests.
+test:
+	FUZZTIME=8s GO="$(GO)" scripts/test.sh
 
 e2e: deps
 	AUTHPROXY_DEX_BIN="$(DEX_BIN)" $(GO) test -race -count=1 -v ./e2e/
 
+# STORE=redis keeps the sessions in a redis-server of the demo's own.
 demo:
-	deploy/demo/run.sh
+	STORE="$(STORE)" deploy/demo/run.sh
 
 fuzz:
 	FUZZTIME="$(FUZZTIME)" GO="$(GO)" scripts/fuzz.sh

@@ -16,7 +16,8 @@ const maxLogoutBody = 64 << 10
 
 // signOut ends the session, closes its open streams and, when the IdP has
 // an end_session_endpoint, sends the browser there to end the IdP's session
-// too; otherwise it returns to ?rd= (a local path, else "/").
+// too; otherwise it returns to ?rd= (a local path, else "/"), or without rd
+// to the signed-out page.
 func (s *Server) signOut(w http.ResponseWriter, r *http.Request) {
 	sess, err := s.store.Load(r)
 	if err != nil && !errors.Is(err, session.ErrNotFound) {
@@ -39,7 +40,10 @@ func (s *Server) signOut(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	target := safeRedirect(r.URL.Query().Get("rd"))
+	target := signedOutPath
+	if rd := r.URL.Query().Get("rd"); rd != "" {
+		target = safeRedirect(rd)
+	}
 	if sess != nil {
 		s.refresher.forget(sess.ID)
 		n := s.streams.closeWhere(func(o *session.Session) bool { return o.ID == sess.ID })
@@ -52,6 +56,22 @@ func (s *Server) signOut(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, target, http.StatusFound)
+}
+
+// signedOut is the page a sign-out without rd ends on: it says the session
+// has ended and offers to sign in again.
+func (s *Server) signedOut(w http.ResponseWriter, r *http.Request) {
+	err := s.pages.Render(w, templates.SignedOutPage, templates.Page{
+		Status:    http.StatusOK,
+		Title:     "Signed out",
+		Message:   "You are signed out.",
+		Link:      startPath + "?rd=%2F",
+		LinkText:  "Sign in again",
+		RequestID: infoFrom(r.Context()).id,
+	})
+	if err != nil {
+		s.log.Error("rendering page failed", "err", err)
+	}
 }
 
 // backchannelLogout implements OpenID Connect Back-Channel Logout 1.0: a

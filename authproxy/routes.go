@@ -65,6 +65,7 @@ func (s *Server) ownRoutes() http.Handler {
 	r.Get(callbackPath, s.limited(s.limits.callback, s.callback))
 	r.Get(signOutPath, s.signOut)
 	r.Post(signOutPath, s.signOut)
+	r.Get(signedOutPath, s.signedOut)
 	r.Get(userinfoPath, s.userinfo)
 	r.HandleFunc(authPath, s.forwardAuth)
 	r.Post(backchannelLogoutPath, s.limited(s.limits.backchannel, s.backchannelLogout))

@@ -24,6 +24,7 @@ const (
 	startPath             = "/oauth2/start"
 	callbackPath          = "/oauth2/callback"
 	signOutPath           = "/oauth2/sign_out"
+	signedOutPath         = "/oauth2/signed_out"
 	userinfoPath          = "/oauth2/userinfo"
 	authPath              = "/oauth2/auth"
 	backchannelLogoutPath = "/oauth2/backchannel_logout"

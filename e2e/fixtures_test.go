@@ -18,13 +18,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/authproxy/authproxy/internal/teststack"
 )
 
 // procSet is a test's own child processes. Unlike opProcs' set, one of them can be stopped (and
@@ -82,17 +83,10 @@ func (ps *procSet) stopProc(t *testing.T, p *process) {
 		t.Fatalf("%s exited before the test stopped it: %v", p.name, p.err)
 	default:
 	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(5 * time.Second):
-		t.Errorf("%s did not stop within 5s of SIGTERM", p.name)
-		p.cmd.Process.Kill()
-		<-p.done
+	for _, problem := range p.proc.Stop() {
+		t.Error(problem)
 	}
-	if log, err := os.ReadFile(p.logPath); err == nil && strings.Contains(string(log), "WARNING: DATA RACE") {
-		t.Errorf("%s logged a data race", p.name)
-	}
+	<-p.done
 }
 
 // newSecret returns a fresh cookie secret, as `authproxy secret` prints one.
@@ -155,17 +149,12 @@ func (pp *proxyProc) log(t *testing.T) string {
 // dexProxyEnv is the environment of an authproxy signing in with dex as the demo client,
 // redirected to redirectURL, in front of the shared legacy app.
 func dexProxyEnv(dex *dexIdP, redirectURL, secret string, extra ...string) []string {
-	return append([]string{
-		"AUTHPROXY_UPSTREAM=" + stack.appURL,
-		"AUTHPROXY_OIDC_ISSUER=" + dex.issuer,
-		"AUTHPROXY_CLIENT_ID=authproxy-demo",
-		"AUTHPROXY_CLIENT_SECRET=demo-secret",
-		"AUTHPROXY_REDIRECT_URL=" + redirectURL,
-		"AUTHPROXY_COOKIE_SECRET=" + secret,
-		"AUTHPROXY_COOKIE_SECURE=false",
-		"AUTHPROXY_SCOPES=openid email profile groups offline_access",
-		"AUTHPROXY_LOG_FORMAT=text",
-	}, extra...)
+	return append(teststack.DemoClientEnv(teststack.Authproxy{
+		Upstream:     stack.appURL,
+		Issuer:       dex.issuer,
+		RedirectURL:  redirectURL,
+		CookieSecret: secret,
+	}), extra...)
 }
 
 // dexIdP is a Dex of the test's own, with the demo's users and client.

@@ -1,23 +1,20 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/authproxy/authproxy/internal/teststack"
 )
 
 // chromiumPath is where Debian's chromium package puts the browser.
@@ -109,7 +106,9 @@ func isExecutable(path string) bool {
 	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
 }
 
-// testStack is Dex, the legacy app and authproxy, each a child process on a free loopback port.
+// testStack is a set of child processes, each on a free loopback port, launched by
+// internal/teststack. The shared stack (stack) is Dex, the legacy app and authproxy; a test's own
+// sets (opProcs, procSet) use only dir and procs.
 type testStack struct {
 	dir      string // binaries, Dex's configuration and the logs
 	issuer   string // Dex's issuer URL, http://127.0.0.1:port/dex
@@ -121,6 +120,7 @@ type testStack struct {
 // startStack builds authproxy and the legacy app, then starts Dex, the app and authproxy, each
 // once the previous one is ready. On error the returned stack (if any) holds what was started.
 func startStack(dexBin string) (*testStack, error) {
+	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "authproxy-e2e-")
 	if err != nil {
 		return nil, err
@@ -137,64 +137,34 @@ func startStack(dexBin string) (*testStack, error) {
 	s.appURL = "http://" + app
 
 	// With -race, authproxy is built with it too: the tests' traffic then hunts data races in the proxy.
-	args := []string{"build", "-o", dir + string(filepath.Separator)}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	args = append(args, "github.com/authproxy/authproxy/cmd/authproxy", "github.com/authproxy/authproxy/deploy/demo/legacyapp")
-	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
-		return s, fmt.Errorf("build authproxy and the legacy app: %v\n%s", err, out)
-	}
-
-	dexConfig, err := dexConfig(dexWeb, dexTelemetry, proxy)
-	if err != nil {
-		return s, err
-	}
-	dexConfigPath := filepath.Join(dir, "dex.yaml")
-	if err := os.WriteFile(dexConfigPath, dexConfig, 0o600); err != nil {
-		return s, err
-	}
-	dex, err := s.start("dex", nil, dexBin, "serve", dexConfigPath)
-	if err != nil {
-		return s, err
-	}
-	if err := dex.waitReady("http://" + dexTelemetry + "/healthz/ready"); err != nil {
+	if err := teststack.Build(ctx, dir, raceEnabled, teststack.AuthproxyPkg, teststack.LegacyAppPkg); err != nil {
 		return s, err
 	}
 
-	legacy, err := s.start("legacyapp", []string{"LEGACYAPP_LISTEN=" + app}, filepath.Join(dir, "legacyapp"))
+	cfg, err := dexConfig(dexWeb, dexTelemetry, proxy)
 	if err != nil {
 		return s, err
 	}
-	if err := legacy.waitReady(s.appURL + "/api/whoami"); err != nil {
-		return s, err
+	dex, err := teststack.StartDex(ctx, s.set(), "dex", dexBin, cfg, dexWeb, dexTelemetry)
+	if dex != nil {
+		s.adopt(dex.Proc)
 	}
-
-	secret := make([]byte, 32)
-	rand.Read(secret)
-	proxyEnv := []string{
-		"AUTHPROXY_LISTEN=" + proxy,
-		"AUTHPROXY_UPSTREAM=" + s.appURL,
-		"AUTHPROXY_OIDC_ISSUER=" + s.issuer,
-		"AUTHPROXY_CLIENT_ID=authproxy-demo",
-		"AUTHPROXY_CLIENT_SECRET=demo-secret",
-		"AUTHPROXY_REDIRECT_URL=" + s.proxyURL + "/oauth2/callback",
-		"AUTHPROXY_COOKIE_SECRET=" + base64.StdEncoding.EncodeToString(secret),
-		"AUTHPROXY_COOKIE_SECURE=false",
-		"AUTHPROXY_SCOPES=openid email profile groups offline_access",
-		"AUTHPROXY_LOG_FORMAT=text",
-		// Every test of the package that uses the shared stack signs in through this one
-		// process from 127.0.0.1; the per-address limit is meant for one client, not a suite.
-		"AUTHPROXY_SIGNIN_RATE_LIMIT=6000/m burst=1000",
-	}
-	authproxy, err := s.start("authproxy", proxyEnv, filepath.Join(dir, "authproxy"))
 	if err != nil {
 		return s, err
 	}
-	if err := authproxy.waitReady(s.proxyURL + "/readyz"); err != nil {
+	legacy, err := teststack.StartLegacyApp(ctx, s.set(), "legacyapp", filepath.Join(dir, "legacyapp"), app)
+	if legacy != nil {
+		s.adopt(legacy)
+	}
+	if err != nil {
 		return s, err
 	}
-	return s, nil
+	env := teststack.DemoClientEnv(teststack.Authproxy{Addr: proxy, Upstream: s.appURL, Issuer: s.issuer, CookieSecret: newSecret()})
+	authproxy, err := teststack.StartAuthproxy(ctx, s.set(), "authproxy", filepath.Join(dir, "authproxy"), proxy, env)
+	if authproxy != nil {
+		s.adopt(authproxy)
+	}
+	return s, err
 }
 
 // dexConfig is deploy/demo/dex.yaml with the demo's loopback addresses swapped for the test's,
@@ -204,97 +174,49 @@ func dexConfig(web, telemetry, proxy string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, swap := range []struct{ demo, test string }{
-		{"127.0.0.1:5556", web},
-		{"127.0.0.1:5558", telemetry},
-		{"127.0.0.1:4180", proxy},
-	} {
-		if !bytes.Contains(demo, []byte(swap.demo)) {
-			return nil, fmt.Errorf("deploy/demo/dex.yaml no longer mentions %s; update the e2e tests with it", swap.demo)
-		}
-		demo = bytes.ReplaceAll(demo, []byte(swap.demo), []byte(swap.test))
-	}
-	return demo, nil
+	return teststack.DexConfig(demo, web, telemetry, []string{"http://" + proxy + "/oauth2/callback"})
 }
 
 // freePorts returns n distinct loopback addresses that were free a moment ago.
-func freePorts(n int) ([]string, error) {
-	var addrs []string
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer l.Close() // held until all are chosen, so the n addresses differ
-		addrs = append(addrs, l.Addr().String())
-	}
-	return addrs, nil
-}
+func freePorts(n int) ([]string, error) { return teststack.FreePorts(n) }
 
-// process is a child process whose output goes to a log file.
+// process is a child process whose output goes to a log file: a teststack.Proc, with the fields
+// the tests read.
 type process struct {
 	name    string
 	cmd     *exec.Cmd
 	logPath string
 	done    chan struct{} // closed once the process has exited; err is then set
 	err     error
+	proc    *teststack.Proc
+}
+
+// set is the teststack launcher of s's processes, in s.dir.
+func (s *testStack) set() *teststack.Set { return &teststack.Set{Dir: s.dir} }
+
+// adopt wraps a process the launcher started and adds it to s.
+func (s *testStack) adopt(tp *teststack.Proc) *process {
+	p := &process{name: tp.Name, cmd: tp.Cmd, logPath: tp.LogPath, done: make(chan struct{}), proc: tp}
+	go func() {
+		p.err = tp.Err()
+		close(p.done)
+	}()
+	s.procs = append(s.procs, p)
+	return p
 }
 
 // start runs bin with args, with env added to an environment cleared of AUTHPROXY_* and LEGACYAPP_*.
 func (s *testStack) start(name string, env []string, bin string, args ...string) (*process, error) {
-	logPath := filepath.Join(s.dir, name+".log")
-	logFile, err := os.Create(logPath)
+	tp, err := s.set().Start(name, env, bin, args...)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = s.dir
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "AUTHPROXY_") && !strings.HasPrefix(kv, "LEGACYAPP_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, env...)
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	p := &process{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		logFile.Close()
-		close(p.done)
-	}()
-	s.procs = append(s.procs, p)
-	return p, nil
+	return s.adopt(tp), nil
 }
 
 // waitReady polls url until it answers 200, for up to 30 seconds.
 func (p *process) waitReady(url string) error {
-	client := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(30 * time.Second)
-	last := "no answer"
-	for time.Now().Before(deadline) {
-		select {
-		case <-p.done:
-			return fmt.Errorf("%s exited during start-up: %v (see %s.log below)", p.name, p.err, p.name)
-		default:
-		}
-		resp, err := client.Get(url)
-		if err == nil {
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = fmt.Sprintf("%s: %q", resp.Status, body)
-		} else {
-			last = err.Error()
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("%s not ready after 30s: GET %s: %s", p.name, url, last)
+	return p.proc.WaitHTTP(context.Background(), url)
 }
 
 // stop ends every process (SIGTERM, then SIGKILL after 5s), newest first, and reports those that
@@ -302,23 +224,8 @@ func (p *process) waitReady(url string) error {
 func (s *testStack) stop() (problems []string) {
 	for i := len(s.procs) - 1; i >= 0; i-- {
 		p := s.procs[i]
-		select {
-		case <-p.done:
-			problems = append(problems, fmt.Sprintf("%s exited before the tests ended: %v", p.name, p.err))
-			continue
-		default:
-		}
-		p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(5 * time.Second):
-			problems = append(problems, fmt.Sprintf("%s did not stop within 5s of SIGTERM", p.name))
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-		if log, err := os.ReadFile(p.logPath); err == nil && bytes.Contains(log, []byte("WARNING: DATA RACE")) {
-			problems = append(problems, p.name+" logged a data race")
-		}
+		problems = append(problems, p.proc.Stop()...)
+		<-p.done
 	}
 	return problems
 }
@@ -326,15 +233,7 @@ func (s *testStack) stop() (problems []string) {
 // dumpLogs writes each process's log (its last 64 KiB) to w.
 func (s *testStack) dumpLogs(w io.Writer) {
 	for _, p := range s.procs {
-		log, err := os.ReadFile(p.logPath)
-		if err != nil {
-			fmt.Fprintf(w, "----- %s: %v\n", p.name, err)
-			continue
-		}
-		if len(log) > 64<<10 {
-			log = append([]byte("[…]\n"), log[len(log)-64<<10:]...)
-		}
-		fmt.Fprintf(w, "----- %s.log -----\n%s----- end of %s.log -----\n", p.name, log, p.name)
+		teststack.DumpLog(w, p.name, p.logPath)
 	}
 }
 

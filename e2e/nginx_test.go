@@ -4,7 +4,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -71,25 +70,16 @@ http {
     }
 }
 `)
-	cmd := exec.Command(nginx, "-c", conf, "-p", dir, "-g", "daemon off;")
-	out, err := os.Create(filepath.Join(dir, "nginx.out"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	// Registered before newProcSet's clean-up, so it runs after nginx has stopped.
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
 		if t.Failed() {
-			for _, f := range []string{"nginx.out", "error.log", "access.log"} {
+			for _, f := range []string{"error.log", "access.log"} {
 				b, _ := os.ReadFile(filepath.Join(dir, f))
 				t.Logf("----- nginx %s -----\n%s", f, b)
 			}
 		}
 	})
+	newProcSet(t).startProc(t, "nginx", nil, nginx, "-c", conf, "-p", dir, "-g", "daemon off;")
 	waitHTTP(t, front+"/health")
 
 	// Public: no session needed.

@@ -4,6 +4,7 @@
 #
 #   scripts/install-deps.sh              Chromium + chromedriver, Redis, nginx (apt), Dex (built from source), e2e/oidcprovider (npm ci)
 #   scripts/install-deps.sh --dex-only   only Dex (what deploy/demo/run.sh needs)
+#   scripts/install-deps.sh --no-dex     all but Dex (scripts/test.sh builds Dex beside the unit tests)
 #   scripts/install-deps.sh --print-dex  print the path of the Dex binary; install nothing
 #
 # Dex is built from the module pinned in tools/dex (Dex v2.45.1, ~3 minutes cold) into
@@ -25,7 +26,7 @@ log() { printf 'install-deps: %s\n' "$*" >&2; }
 die() { printf 'install-deps: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-	sed -n '2,11s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
+	sed -n '2,12s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
 	exit "${1:-0}"
 }
 
@@ -117,10 +118,11 @@ install_oidcprovider() {
 }
 
 main() {
-	local apt=true
+	local apt=true dex=true
 	case "${1:-}" in
 	"") ;;
 	--dex-only) apt=false ;;
+	--no-dex) dex=false ;;
 	--print-dex)
 		printf '%s\n' "$DEX_BIN"
 		return
@@ -136,7 +138,9 @@ main() {
 	if "$apt"; then
 		install_apt
 	fi
-	install_dex
+	if "$dex"; then
+		install_dex
+	fi
 	if "$apt"; then
 		install_oidcprovider
 	fi

@@ -1,5 +1,5 @@
 // Package templates renders authproxy's own pages (errors, access denied,
-// upstream unavailable) from html/template files embedded in the binary.
+// upstream unavailable, signed out) from html/template files embedded in the binary.
 // An operator may override any page by putting a file of the same name in a
 // directory of their own.
 package templates
@@ -53,12 +53,16 @@ const (
 	// ContinuePage is shown after sign-in when a plain redirect would lose
 	// the session cookie (SameSite=Strict); it carries Page.Link onward.
 	ContinuePage = "continue.html"
+	// SignedOutPage says that the session has ended, after a sign-out that
+	// named no page to return to; Page.Link signs in again.
+	SignedOutPage = "signed_out.html"
 
 	layoutFile = "layout.html"
 )
 
 // New parses the embedded pages. When dir is not empty, a file in it named
-// like an embedded one (layout.html, error.html, continue.html) replaces that
+// like an embedded one (layout.html, error.html, continue.html,
+// signed_out.html) replaces that
 // one. A page defines the blocks "title" and "body" and ends with
 // {{template "layout" .}}, or is a whole document of its own.
 func New(dir string) (*Templates, error) {
@@ -89,7 +93,7 @@ func New(dir string) (*Templates, error) {
 		return nil, fmt.Errorf("templates: parsing %s: %w", layoutFile, err)
 	}
 	t := &Templates{pages: map[string]*template.Template{}}
-	for _, name := range []string{ErrorPage, ContinuePage} {
+	for _, name := range []string{ErrorPage, ContinuePage, SignedOutPage} {
 		text, err := read(name)
 		if err != nil {
 			return nil, err

@@ -58,6 +58,8 @@ func TestRenderPages(t *testing.T) {
 			[]string{`href="/oauth2/sign_out"`, "Sign out"}},
 		{"continue", ContinuePage, Page{Status: 200, Link: "/app?x=1&y=2"},
 			[]string{`content="0;url=/app?x=1&amp;y=2"`, `href="/app?x=1&amp;y=2"`}},
+		{"signed out", SignedOutPage, Page{Status: 200, Link: "/oauth2/start?rd=%2F", RequestID: "r-2"},
+			[]string{"<title>Signed out</title>", "<h1>You are signed out</h1>", `href="/oauth2/start?rd=%2F"`, "Sign in again", "request r-2"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -98,6 +100,25 @@ func TestOverrideFromDirectory(t *testing.T) {
 	rec = httptest.NewRecorder()
 	if err := pages.Render(rec, ContinuePage, Page{Status: 200, Link: "/"}); err != nil || !strings.Contains(rec.Body.String(), "Signed in") {
 		t.Errorf("continue page = %v, %q", err, rec.Body.String())
+	}
+}
+
+func TestOverrideSignedOutPage(t *testing.T) {
+	dir := t.TempDir()
+	custom := `{{define "title"}}Bye{{end}}{{define "body"}}<p class="mine">see you</p><a href="{{.Link}}">again</a>{{end}}{{template "layout" .}}`
+	if err := os.WriteFile(filepath.Join(dir, SignedOutPage), []byte(custom), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pages, err := New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	if err := pages.Render(rec, SignedOutPage, Page{Status: 200, Link: "/oauth2/start"}); err != nil {
+		t.Fatal(err)
+	}
+	if body := rec.Body.String(); !strings.Contains(body, `<p class="mine">see you</p>`) || !strings.Contains(body, "<title>Bye</title>") || strings.Contains(body, "You are signed out") {
+		t.Errorf("signed_out.html override not used:\n%s", body)
 	}
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -9,22 +8,23 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/authproxy/authproxy/internal/teststack"
 )
 
-// stack is every process of one run, each on its own free loopback port.
+// stack is every process of one run, each on its own free loopback port, launched by
+// internal/teststack.
 type stack struct {
 	opts  *options
 	dir   string
+	set   *teststack.Set
+	sinks map[string]*logSink // by process name
 	procs []*proc
 
 	dex      *proc
@@ -41,26 +41,17 @@ type stack struct {
 
 // proc is one child process. Its output goes through a logSink.
 type proc struct {
-	name string
+	*teststack.Proc
+	name string // Proc.Name
 	addr string // host:port it serves on
-	cmd  *exec.Cmd
 	log  *logSink
-	done chan struct{}
-	err  error
 }
 
-func (p *proc) pid() int { return p.cmd.Process.Pid }
+func (p *proc) pid() int { return p.Pid() }
 
 func (p *proc) url() string { return "http://" + p.addr }
 
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
+func (p *proc) exited() bool { return p.Exited() }
 
 // startStack starts Dex, redis-server, the upstream, the bare proxy and both authproxies,
 // each once its predecessors answer. On error the returned stack holds what was started.
@@ -74,13 +65,19 @@ func startStack(ctx context.Context, o *options) (*stack, error) {
 	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	s := &stack{opts: o, dir: dir, cookieSecret: make([]byte, 32)}
+	s := &stack{opts: o, dir: dir, cookieSecret: make([]byte, 32), sinks: map[string]*logSink{}}
 	rand.Read(s.cookieSecret)
+	// Should the harness die without cleaning up, its children die with it.
+	s.set = &teststack.Set{Dir: dir, KillWithParent: true, Output: func(name string) (io.WriteCloser, error) {
+		sink, err := newLogSink(filepath.Join(dir, name+".log"))
+		s.sinks[name] = sink
+		return sink, err
+	}}
 
 	if _, _, err := writeScripts(dir); err != nil {
 		return s, err
 	}
-	ports, err := freePorts(7)
+	ports, err := teststack.FreePorts(7)
 	if err != nil {
 		return s, err
 	}
@@ -93,197 +90,93 @@ func startStack(ctx context.Context, o *options) (*stack, error) {
 	if err != nil {
 		return s, err
 	}
-	cfgPath := filepath.Join(dir, "dex.yaml")
-	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
-		return s, err
+	dex, err := teststack.StartDex(ctx, s.set, "dex", o.dex, cfg, dexWeb, dexTelemetry)
+	if dex != nil {
+		s.dex = s.adopt(dex.Proc, dexWeb)
 	}
-	if s.dex, err = s.start("dex", dexWeb, nil, o.dex, "serve", cfgPath); err != nil {
-		return s, err
+	if err != nil {
+		return s, s.withTail(err, "dex")
 	}
-	_, rport, _ := net.SplitHostPort(redisAddr)
-	if s.redis, err = s.start("redis", redisAddr, nil, o.redis, "--port", rport, "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", dir); err != nil {
-		return s, err
+	redis, err := teststack.StartRedis(ctx, s.set, "redis", o.redis, redisAddr)
+	if redis != nil {
+		s.redis = s.adopt(redis, redisAddr)
+	}
+	if err != nil {
+		return s, s.withTail(err, "redis")
 	}
 	self, err := os.Executable()
 	if err != nil {
 		return s, err
 	}
-	if s.upstream, err = s.start("upstream", upAddr, nil, self, "upstream", upAddr); err != nil {
+	if s.upstream, err = s.start(ctx, "upstream", upAddr, "/", nil, self, "upstream", upAddr); err != nil {
 		return s, err
 	}
-	if s.bare, err = s.start("bare", bareAddr, nil, self, "bare", bareAddr, "http://"+upAddr); err != nil {
-		return s, err
-	}
-	if err := s.waitHTTP(ctx, s.dex, "http://"+dexTelemetry+"/healthz/ready"); err != nil {
-		return s, err
-	}
-	if err := s.waitRedis(ctx); err != nil {
-		return s, err
-	}
-	if err := s.waitHTTP(ctx, s.upstream, s.upstream.url()+"/"); err != nil {
-		return s, err
-	}
-	if err := s.waitHTTP(ctx, s.bare, s.bare.url()+"/"); err != nil {
+	if s.bare, err = s.start(ctx, "bare", bareAddr, "/", nil, self, "bare", bareAddr, "http://"+upAddr); err != nil {
 		return s, err
 	}
 
-	secret := base64.StdEncoding.EncodeToString(s.cookieSecret)
 	common := func(addr string) []string {
-		return []string{
-			"AUTHPROXY_LISTEN=" + addr,
-			"AUTHPROXY_UPSTREAM=http://" + upAddr,
-			"AUTHPROXY_OIDC_ISSUER=" + s.issuer,
-			"AUTHPROXY_CLIENT_ID=authproxy-demo",
-			"AUTHPROXY_CLIENT_SECRET=demo-secret",
-			"AUTHPROXY_REDIRECT_URL=http://" + addr + "/oauth2/callback",
-			"AUTHPROXY_COOKIE_SECRET=" + secret,
-			"AUTHPROXY_COOKIE_SECURE=false",
-			"AUTHPROXY_SCOPES=openid email profile groups offline_access",
+		return teststack.DemoClientEnv(teststack.Authproxy{
+			Addr:         addr,
+			Upstream:     "http://" + upAddr,
+			Issuer:       s.issuer,
+			CookieSecret: base64.StdEncoding.EncodeToString(s.cookieSecret),
 			// The default (json) access log: one line per request, as in production. The
 			// harness reads it from a pipe and keeps only what is not a request line.
-			"AUTHPROXY_LOG_FORMAT=json",
-			// The harness signs in back to back from 127.0.0.1, far beyond what the
-			// default per-address limit allows; the limiter still runs.
-			"AUTHPROXY_SIGNIN_RATE_LIMIT=100000/m burst=100000",
-		}
+			LogFormat: "json",
+		})
 	}
-	if s.cookie, err = s.start("authproxy-cookie", cookieAddr, common(cookieAddr), o.authproxy); err != nil {
+	if s.cookie, err = s.start(ctx, "authproxy-cookie", cookieAddr, "/readyz", common(cookieAddr), o.authproxy); err != nil {
 		return s, err
 	}
 	ticketEnv := append(common(ticketAddr), "AUTHPROXY_SESSION_STORE=redis", "AUTHPROXY_REDIS_URL=redis://"+redisAddr+"/0")
-	if s.ticket, err = s.start("authproxy-redis", ticketAddr, ticketEnv, o.authproxy); err != nil {
+	if s.ticket, err = s.start(ctx, "authproxy-redis", ticketAddr, "/readyz", ticketEnv, o.authproxy); err != nil {
 		return s, err
-	}
-	for _, p := range []*proc{s.cookie, s.ticket} {
-		if err := s.waitHTTP(ctx, p, p.url()+"/readyz"); err != nil {
-			return s, err
-		}
 	}
 	return s, nil
 }
 
-// dexConfig is the demo's Dex configuration with its loopback addresses swapped for free
-// ports and the client's one redirect URI replaced by one per authproxy.
+// dexConfig is the demo's Dex configuration at path with its loopback addresses swapped for
+// free ports and the client's one redirect URI replaced by one per authproxy.
 func dexConfig(path, web, telemetry string, proxies []string) ([]byte, error) {
 	demo, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	const redirect = "      - http://127.0.0.1:4180/oauth2/callback\n"
-	var uris strings.Builder
+	var uris []string
 	for _, p := range proxies {
-		fmt.Fprintf(&uris, "      - http://%s/oauth2/callback\n", p)
+		uris = append(uris, "http://"+p+"/oauth2/callback")
 	}
-	for _, swap := range []struct{ demo, bench string }{
-		{redirect, uris.String()},
-		{"127.0.0.1:5556", web},
-		{"127.0.0.1:5558", telemetry},
-	} {
-		if !bytes.Contains(demo, []byte(swap.demo)) {
-			return nil, fmt.Errorf("%s no longer contains %q; update bench/harness with it", path, strings.TrimSpace(swap.demo))
-		}
-		demo = bytes.ReplaceAll(demo, []byte(swap.demo), []byte(swap.bench))
-	}
-	return demo, nil
+	return teststack.DexConfig(demo, web, telemetry, uris)
 }
 
-// freePorts returns n distinct loopback addresses that were free a moment ago.
-func freePorts(n int) ([]string, error) {
-	var addrs []string
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer l.Close() // held until all are chosen, so that the n addresses differ
-		addrs = append(addrs, l.Addr().String())
-	}
-	return addrs, nil
+// adopt records a process the launcher started, serving on addr.
+func (s *stack) adopt(tp *teststack.Proc, addr string) *proc {
+	p := &proc{Proc: tp, name: tp.Name, addr: addr, log: s.sinks[tp.Name]}
+	s.procs = append(s.procs, p)
+	return p
 }
 
 // start runs bin with args in the stack's directory, with env added to an environment
-// cleared of AUTHPROXY_* variables.
-func (s *stack) start(name, addr string, env []string, bin string, args ...string) (*proc, error) {
-	sink, err := newLogSink(filepath.Join(s.dir, name+".log"))
+// cleared of AUTHPROXY_* variables, and waits until GET path on addr answers 200.
+func (s *stack) start(ctx context.Context, name, addr, path string, env []string, bin string, args ...string) (*proc, error) {
+	tp, err := s.set.Start(name, env, bin, args...)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = s.dir
-	cmd.Stdout, cmd.Stderr = sink, sink
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "AUTHPROXY_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
+	p := s.adopt(tp, addr)
+	if err := tp.WaitHTTP(ctx, p.url()+path); err != nil {
+		return p, s.withTail(err, name)
 	}
-	cmd.Env = append(cmd.Env, env...)
-	// Should the harness die without cleaning up, its children die with it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		sink.Close()
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	p := &proc{name: name, addr: addr, cmd: cmd, log: sink, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		sink.Close()
-		close(p.done)
-	}()
-	s.procs = append(s.procs, p)
 	return p, nil
 }
 
-// waitHTTP polls url until it answers 200, for up to 30 seconds.
-func (s *stack) waitHTTP(ctx context.Context, p *proc, url string) error {
-	client := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(30 * time.Second)
-	last := "no answer"
-	for time.Now().Before(deadline) {
-		if p.exited() {
-			return fmt.Errorf("%s exited during start-up: %v\n%s", p.name, p.err, p.log.tail())
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		resp, err := client.Get(url)
-		if err == nil {
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = fmt.Sprintf("%s: %q", resp.Status, body)
-		} else {
-			last = err.Error()
-		}
-		time.Sleep(100 * time.Millisecond)
+// withTail adds the last lines of name's log to err.
+func (s *stack) withTail(err error, name string) error {
+	if sink := s.sinks[name]; sink != nil {
+		return fmt.Errorf("%w\n%s", err, sink.tail())
 	}
-	return fmt.Errorf("%s not ready after 30s: GET %s: %s\n%s", p.name, url, last, p.log.tail())
-}
-
-// waitRedis waits up to 30 seconds for redis-server to answer PING.
-func (s *stack) waitRedis(ctx context.Context) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if s.redis.exited() {
-			return fmt.Errorf("redis-server exited during start-up: %v\n%s", s.redis.err, s.redis.log.tail())
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if conn, err := net.DialTimeout("tcp", s.redisAddr, time.Second); err == nil {
-			_ = conn.SetDeadline(time.Now().Add(time.Second))
-			_, _ = conn.Write([]byte("PING\r\n"))
-			line, _ := bufio.NewReader(conn).ReadString('\n')
-			conn.Close()
-			if strings.HasPrefix(line, "+PONG") {
-				return nil
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("redis-server not answering PING after 30s\n%s", s.redis.log.tail())
+	return err
 }
 
 // check reports any process that has exited.
@@ -291,7 +184,7 @@ func (s *stack) check() error {
 	var errs []error
 	for _, p := range s.procs {
 		if p.exited() {
-			errs = append(errs, fmt.Errorf("%s exited: %v\n%s", p.name, p.err, p.log.tail()))
+			errs = append(errs, fmt.Errorf("%s exited: %v\n%s", p.name, p.Err(), p.log.tail()))
 		}
 	}
 	return errors.Join(errs...)
@@ -300,19 +193,7 @@ func (s *stack) check() error {
 // stop ends every process (SIGTERM, then SIGKILL after 5 s), newest first, and removes the
 // working directory unless asked to keep it.
 func (s *stack) stop() {
-	for i := len(s.procs) - 1; i >= 0; i-- {
-		p := s.procs[i]
-		if p.exited() {
-			continue
-		}
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(5 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-	}
+	_ = s.set.StopAll() // the run has judged the processes already (check)
 	if s.opts.keep {
 		fmt.Fprintf(os.Stderr, "harness: configurations and logs kept in %s\n", s.dir)
 	} else if s.opts.workDir == "" {

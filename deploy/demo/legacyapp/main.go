@@ -117,6 +117,7 @@ var page = template.Must(template.New("page").Parse(`<!doctype html>
 <tr><th>Path</th><td id="path">{{.Path}}</td></tr>
 <tr><th>Query</th><td id="query">{{.Query}}</td></tr>
 </table>
+<p>The demo's policy: <a id="admin" href="/admin/">/admin/</a> (group admins only) · <a id="public" href="/public/">/public/</a> (open, no sign-in)</p>
 <p><a href="/api/whoami">/api/whoami</a> (JSON) · <a href="/events">/events</a> (Server-Sent Events) · /ws (WebSocket)</p>
 </body>
 </html>

@@ -35,6 +35,7 @@ func TestPage(t *testing.T) {
 		{"path", `<td id="path">/some/page</td>`},
 		{"query escaped", `<td id="query">x=&lt;1&gt;</td>`},
 		{"sign-out link", `href="/oauth2/sign_out"`},
+		{"demo policy links", `href="/admin/"`},
 	} {
 		if !strings.Contains(body, tc.want) {
 			t.Errorf("%s: page lacks %s", tc.name, tc.want)
