@@ -14,7 +14,7 @@ func TestDemoPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := policy.New(nil, file)
+	p := policy.New(nil, file, policy.AllowList{})
 	alice := &policy.Identity{Email: "alice@example.com", Groups: []string{"admins", "staff"}}
 	bob := &policy.Identity{Email: "bob@example.com", Groups: []string{"staff"}}
 	carol := &policy.Identity{Email: "carol@example.com"}
