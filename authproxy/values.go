@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/authproxy/authproxy/policy"
 )
 
 // The value parsers and checks of the configuration table (variables.go).
@@ -274,13 +276,15 @@ func parseEmails(v string) ([]string, error) {
 	return out, nil
 }
 
-// trimPolicyPrefix drops the "policy: " prefix: the variable's name
-// already says where the problem is.
-func trimPolicyPrefix(err error) error {
-	if err == nil {
-		return nil
+// policyProblems returns a policy error as its problems, one a line, for
+// the caller to put after the variable's name (LoadConfig does, one line
+// each).
+func policyProblems(err error) error {
+	var perr *policy.Error
+	if errors.As(err, &perr) {
+		return errors.New(strings.Join(perr.Problems, "\n"))
 	}
-	return errors.New(strings.ReplaceAll(err.Error(), "policy: ", ""))
+	return err
 }
 
 func parseTrustedProxies(c *Config, v string) error {

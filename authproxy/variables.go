@@ -177,14 +177,14 @@ var variables = []variable{
 	{name: "AUTHPROXY_SKIP_AUTH_ROUTES", help: "routes served without a session, e.g. `GET /healthz, /public/`: a path ending in / is a prefix, any other is exact; an optional method limits the route",
 		parse: func(c *Config, v string) (err error) {
 			c.SkipAuthRoutes, err = policy.ParseSkipRoutes(v)
-			return trimPolicyPrefix(err)
+			return policyProblems(err)
 		}},
 	{name: "AUTHPROXY_POLICY_FILE", help: "YAML file of ordered access rules (path, methods, allow: public, authenticated, or groups/emails/domains); the first match decides, no match denies; see README",
 		parse: func(c *Config, v string) (err error) {
 			if v != "" {
 				c.PolicyFile, err = policy.Load(v)
 			}
-			return trimPolicyPrefix(err)
+			return policyProblems(err)
 		}},
 	{name: "AUTHPROXY_USER_CLAIM", def: "sub", help: "ID token claim sent as X-Forwarded-User",
 		parse: func(c *Config, v string) error { c.UserClaim = v; return nil }},

@@ -12,13 +12,43 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
+// Error is a bad policy, as Load, Parse and ParseSkipRoutes report it:
+// every problem found, each in one line that names the rule and field
+// ("rule 3: path: …"). Error() prefixes each line with "policy: "; callers
+// that say where the policy came from themselves (authproxy names the
+// variable) print Problems instead.
+type Error struct {
+	Problems []string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	for i, p := range e.Problems {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString("policy: ")
+		b.WriteString(p)
+	}
+	return b.String()
+}
+
+// newError gathers problems into an Error.
+func newError(errs []error) *Error {
+	e := &Error{}
+	for _, err := range errs {
+		e.Problems = append(e.Problems, err.Error())
+	}
+	return e
+}
+
 // Load reads and parses the policy file at path; see Parse. Call it once at
 // start and refuse to serve on error: a policy that failed to load must not
 // fall back to no policy, which would let any signed-in user in everywhere.
 func Load(path string) (*Policy, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("policy: %w", err)
+		return nil, &Error{Problems: []string{err.Error()}}
 	}
 	return Parse(data)
 }
@@ -51,28 +81,28 @@ func Parse(data []byte) (*Policy, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
-		return nil, errors.New("policy: the file is empty; want a rules: list")
+		return nil, &Error{Problems: []string{"the file is empty; want a rules: list"}}
 	} else if err != nil {
-		return nil, fmt.Errorf("policy: %w", err)
+		return nil, &Error{Problems: []string{err.Error()}}
 	}
 	if err := dec.Decode(new(yaml.Node)); !errors.Is(err, io.EOF) {
-		return nil, errors.New("policy: want one YAML document, got more (or a broken second one after ---)")
+		return nil, &Error{Problems: []string{"want one YAML document, got more (or a broken second one after ---)"}}
 	}
 	var errs []error
-	top := fields(resolve(doc.Content[0]), []string{"rules"}, "policy: ", &errs)
+	top := fields(resolve(doc.Content[0]), []string{"rules"}, "", &errs)
 	rules := resolve(top["rules"])
 	switch {
 	case top == nil:
-		return nil, errors.Join(errs...)
+		return nil, newError(errs)
 	case rules == nil:
-		errs = append(errs, errors.New("policy: rules: missing; want a list of rules"))
+		errs = append(errs, errors.New("rules: missing; want a list of rules"))
 	case rules.Kind != yaml.SequenceNode:
-		errs = append(errs, fmt.Errorf("policy: rules: want a list of rules, got %s", kind(rules)))
+		errs = append(errs, fmt.Errorf("rules: want a list of rules, got %s", kind(rules)))
 	case len(rules.Content) == 0:
-		errs = append(errs, errors.New("policy: rules: want at least one rule; without a policy file any signed-in user may pass"))
+		errs = append(errs, errors.New("rules: want at least one rule; without a policy file any signed-in user may pass"))
 	}
 	if rules == nil || rules.Kind != yaml.SequenceNode {
-		return nil, errors.Join(errs...)
+		return nil, newError(errs)
 	}
 	p := &Policy{}
 	var numbers []int // each good rule's number in the file
@@ -83,22 +113,22 @@ func Parse(data []byte) (*Policy, error) {
 		}
 		for j := range p.Rules {
 			if covers(&p.Rules[j], &r) {
-				errs = append(errs, fmt.Errorf("policy: rule %d: never decides: rule %d (%s) comes first and matches every request it would", i+1, numbers[j], &p.Rules[j]))
+				errs = append(errs, fmt.Errorf("rule %d: never decides: rule %d (%s) comes first and matches every request it would", i+1, numbers[j], &p.Rules[j]))
 				break
 			}
 		}
 		p.Rules = append(p.Rules, r)
 		numbers = append(numbers, i+1)
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
+	if len(errs) > 0 {
+		return nil, newError(errs)
 	}
 	return p, nil
 }
 
 // parseRule parses rule number n, appending its problems to errs.
 func parseRule(n int, node *yaml.Node, errs *[]error) (Rule, bool) {
-	at := fmt.Sprintf("policy: rule %d: ", n)
+	at := fmt.Sprintf("rule %d: ", n)
 	before := len(*errs)
 	f := fields(node, []string{"path", "methods", "allow"}, at, errs)
 	if f == nil {
@@ -247,13 +277,13 @@ func ParseSkipRoutes(list string) ([]Rule, error) {
 			problem = pathProblem(r.Path)
 		}
 		if problem != "" {
-			errs = append(errs, fmt.Errorf("policy: want [METHOD] /path, got %q: %s", item, problem))
+			errs = append(errs, fmt.Errorf("want [METHOD] /path, got %q: %s", item, problem))
 			continue
 		}
 		rules = append(rules, r)
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
+	if len(errs) > 0 {
+		return nil, newError(errs)
 	}
 	return rules, nil
 }

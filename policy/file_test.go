@@ -138,26 +138,29 @@ func TestParseReportsEveryProblem(t *testing.T) {
 	if err == nil {
 		t.Fatal("Parse succeeded")
 	}
-	var joined interface{ Unwrap() []error }
-	if !errors.As(err, &joined) {
-		t.Fatalf("error %v is not a joined error", err)
+	var perr *Error
+	if !errors.As(err, &perr) {
+		t.Fatalf("error %v is not a *policy.Error", err)
 	}
 	want := []string{
-		`policy: rule 1: path "/a/../b": want a clean path`,
-		`policy: rule 1: methods: "get"`,
-		`policy: rule 1: allow: emails: "x"`,
-		`policy: rule 3: unknown field "extra"`,
-		`policy: rule 3: path: missing`,
-		`policy: rule 3: allow: want public, authenticated`,
+		`rule 1: path "/a/../b": want a clean path`,
+		`rule 1: methods: "get"`,
+		`rule 1: allow: emails: "x"`,
+		`rule 3: unknown field "extra"`,
+		`rule 3: path: missing`,
+		`rule 3: allow: want public, authenticated`,
 	}
-	got := joined.Unwrap()
+	got := perr.Problems
 	if len(got) != len(want) {
-		t.Fatalf("got %d errors, want %d:\n%v", len(got), len(want), err)
+		t.Fatalf("got %d problems, want %d:\n%v", len(got), len(want), err)
 	}
 	for i := range want {
-		if !strings.HasPrefix(got[i].Error(), want[i]) {
-			t.Errorf("error %d = %q, want it to start %q", i+1, got[i], want[i])
+		if !strings.HasPrefix(got[i], want[i]) {
+			t.Errorf("problem %d = %q, want it to start %q", i+1, got[i], want[i])
 		}
+	}
+	if lines := strings.Split(err.Error(), "\n"); len(lines) != len(want) || !strings.HasPrefix(lines[0], "policy: rule 1: ") {
+		t.Errorf("Error() = %q, want one line a problem, each prefixed policy:", err)
 	}
 }
 
