@@ -22,7 +22,6 @@ import (
 
 	"github.com/authproxy/authproxy/providers"
 	"github.com/authproxy/authproxy/session"
-	"github.com/authproxy/authproxy/templates"
 )
 
 const (
@@ -56,7 +55,7 @@ type testEnv struct {
 	srv      *Server
 	cfg      *Config
 	provider *providers.OIDC
-	store    *session.CookieStore
+	store    session.Store // the server's own, as NewFromConfig built it
 	logs     *lockedBuffer
 }
 
@@ -92,7 +91,7 @@ func withUpstreamDown() envOption { return func(s *envSetup) { s.upstreamDown = 
 
 // withBackend makes the server keep sessions in a ticket store on b, as
 // with AUTHPROXY_SESSION_STORE=redis (which it sets; the URL is never
-// dialed); testEnv.store (mintSession) stays a cookie store.
+// dialed).
 func withBackend(b session.Backend) envOption {
 	return func(s *envSetup) {
 		s.backend = b
@@ -101,8 +100,9 @@ func withBackend(b session.Backend) envOption {
 	}
 }
 
-// newTestEnv builds a Server the way NewFromConfig does, except that discovery
-// runs once, synchronously, and logs go to testEnv.logs.
+// newTestEnv builds a Server with NewFromConfig, as production does, with
+// the fake IdP injected (its discovery run once, synchronously) and logs
+// going to testEnv.logs.
 func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
 	t.Helper()
 	setup := envSetup{vars: map[string]string{}}
@@ -157,40 +157,17 @@ func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
 		t.Fatalf("Discover: %v", err)
 	}
 
-	keys := make([][]byte, len(cfg.CookieSecrets))
-	for i, k := range cfg.CookieSecrets {
-		keys[i] = []byte(k.Reveal())
-	}
-	sessionCodec, err := session.NewCodec(keys, cfg.SessionTTL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stateCodec, err := session.NewCodec(keys, stateTTL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.store = session.NewCookieStore(sessionCodec, session.CookieOptions{
-		Name: cfg.CookieName, Domain: cfg.CookieDomain, Path: "/",
-		Secure: cfg.CookieSecure, SameSite: cfg.CookieSameSite,
-	}, nil)
-	pages, err := templates.New("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var store session.Store = e.store
+	// The production wiring, with the fake IdP (discovered above) and, where
+	// a test gives them, its backend and clock.
+	rt := Runtime{Logger: log, Provider: e.provider, Now: setup.now}
 	if setup.backend != nil {
-		store = session.NewTicketStore(setup.backend, sessionCodec, session.CookieOptions{
-			Name: cfg.CookieName, Domain: cfg.CookieDomain, Path: "/",
-			Secure: cfg.CookieSecure, SameSite: cfg.CookieSameSite,
-		}, nil)
+		rt.Backend = setup.backend
 	}
-	e.srv, err = New(Options{
-		Config: cfg, Provider: e.provider, Store: store,
-		StateCodec: stateCodec, Templates: pages, Logger: log, Now: setup.now,
-	})
-	if err != nil {
+	if e.srv, err = NewFromConfig(context.Background(), cfg, rt); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { e.srv.Close() })
+	e.store = e.srv.store
 	e.proxy = httptest.NewUnstartedServer(e.srv)
 	e.proxy.Listener.Close()
 	e.proxy.Listener = ln

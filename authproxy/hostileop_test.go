@@ -1,8 +1,8 @@
 package authproxy
 
-// The environment of conformance_test.go: a Server built as NewFromConfig
-// builds it (the OIDC provider, the cookie store with its revocation list,
-// the in-memory locker), signing in at internal/hostileop's OP, a
+// The environment of conformance_test.go: a Server built by NewFromConfig,
+// as production builds it (the cookie store with its revocation list, the
+// in-memory locker), with the OIDC provider injected, signing in at internal/hostileop's OP, a
 // deliberately hostile fake that speaks the real wire formats and records
 // every call. Its browser follows redirects itself, through the OP's
 // authorization endpoint and back, and stops at the callback's answer.
@@ -24,8 +24,6 @@ import (
 
 	"github.com/authproxy/authproxy/internal/hostileop"
 	"github.com/authproxy/authproxy/providers"
-	"github.com/authproxy/authproxy/session"
-	"github.com/authproxy/authproxy/templates"
 )
 
 // hostileClientSecret is long enough to be an HS256 key (alg confusion rows).
@@ -87,34 +85,11 @@ func newHostileEnv(t *testing.T, op *hostileop.OP, opts ...hostileOption) *hosti
 	e.provider = providers.NewOIDC(providerConfig(cfg, log))
 	e.discoverErr = e.provider.Discover(context.Background())
 
-	keys := make([][]byte, len(cfg.CookieSecrets))
-	for i, k := range cfg.CookieSecrets {
-		keys[i] = []byte(k.Reveal())
-	}
-	sessionCodec, err := session.NewCodec(keys, cfg.SessionTTL)
+	srv, err := NewFromConfig(context.Background(), cfg, Runtime{Logger: log, Provider: e.provider})
 	if err != nil {
 		t.Fatal(err)
 	}
-	stateCodec, err := session.NewCodec(keys, stateTTL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	backend := session.NewMemoryBackend(nil)
-	store := session.WithRevocation(session.NewCookieStore(sessionCodec, session.CookieOptions{
-		Name: cfg.CookieName, Domain: cfg.CookieDomain, Path: "/",
-		Secure: cfg.CookieSecure, SameSite: cfg.CookieSameSite,
-	}, nil), session.NewRevocationList(backend, cfg.SessionTTL, nil))
-	pages, err := templates.New("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := New(Options{
-		Config: cfg, Provider: e.provider, Store: store, StateCodec: stateCodec,
-		Templates: pages, Locker: backend, Logger: log,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(func() { srv.Close() })
 	e.proxy = httptest.NewUnstartedServer(srv)
 	e.proxy.Listener.Close()
 	e.proxy.Listener = ln

@@ -238,11 +238,21 @@ type Runtime struct {
 	AccessLog io.Writer
 	// Version is reported by the authproxy_build_info metric.
 	Version string
+
+	// The edges a test may replace, nil meaning what cfg describes: the
+	// identity provider (a fake IdP; it must be ready, or discover by
+	// itself: NewFromConfig starts no discovery for it), the backend that
+	// holds tickets, revocations and locks (a failing Redis), and the
+	// clock. Production leaves them nil.
+	Provider providers.Provider
+	Backend  session.Backend
+	Now      func() time.Time
 }
 
 // NewFromConfig builds the provider, the session store and the pages that
 // cfg describes, starts provider discovery in the background (retried until
-// ctx ends), and returns the Server.
+// ctx ends), and returns the Server. It is the one way a Server is put
+// together, for production and for the tests (through Runtime's edges).
 func NewFromConfig(ctx context.Context, cfg *Config, rt Runtime) (*Server, error) {
 	log := rt.Logger
 	if log == nil {
@@ -264,9 +274,16 @@ func NewFromConfig(ctx context.Context, cfg *Config, rt Runtime) (*Server, error
 	if err != nil {
 		return nil, fmt.Errorf("authproxy: %w", err)
 	}
-	backend, err := newBackend(cfg)
-	if err != nil {
-		return nil, err
+	var backend session.Backend
+	var closer io.Closer
+	if rt.Backend != nil {
+		backend = rt.Backend
+	} else {
+		b, err := newBackend(cfg)
+		if err != nil {
+			return nil, err
+		}
+		backend, closer = b, b
 	}
 	cookieOpts := session.CookieOptions{
 		Name:     cfg.CookieName,
@@ -277,18 +294,22 @@ func NewFromConfig(ctx context.Context, cfg *Config, rt Runtime) (*Server, error
 	}
 	var store session.Store
 	if cfg.SessionStore == "redis" {
-		store = session.NewTicketStore(backend, sessionCodec, cookieOpts, nil)
+		store = session.NewTicketStore(backend, sessionCodec, cookieOpts, rt.Now)
 	} else {
-		list := session.NewRevocationList(backend, cfg.SessionTTL, nil)
-		store = session.WithRevocation(session.NewCookieStore(sessionCodec, cookieOpts, nil), list)
+		list := session.NewRevocationList(backend, cfg.SessionTTL, rt.Now)
+		store = session.WithRevocation(session.NewCookieStore(sessionCodec, cookieOpts, rt.Now), list)
 	}
-	provider, err := newProvider(cfg, log) // LoadConfig has already checked it
-	if err != nil {
-		backend.Close()
-		return nil, fmt.Errorf("authproxy: %w", err)
-	}
-	if d, ok := provider.(providers.Discoverer); ok {
-		go d.DiscoverWithRetry(ctx)
+	provider := rt.Provider
+	if provider == nil {
+		if provider, err = newProvider(cfg, log); err != nil { // LoadConfig has already checked it
+			if closer != nil {
+				closer.Close()
+			}
+			return nil, fmt.Errorf("authproxy: %w", err)
+		}
+		if d, ok := provider.(providers.Discoverer); ok {
+			go d.DiscoverWithRetry(ctx)
+		}
 	}
 	return New(Options{
 		Config:     cfg,
@@ -300,6 +321,7 @@ func NewFromConfig(ctx context.Context, cfg *Config, rt Runtime) (*Server, error
 		Logger:     log,
 		AccessLog:  rt.AccessLog,
 		Version:    rt.Version,
-		closer:     backend,
+		Now:        rt.Now,
+		closer:     closer,
 	})
 }
