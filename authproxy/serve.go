@@ -26,15 +26,16 @@ const (
 	maxHeaderBytes = 64 << 10
 )
 
-// Serve listens on cfg.Listen (with TLS when cfg.TLSCertFile is set) and,
-// when cfg.MetricsListen is set, serves /metrics there too. When ctx ends it
-// stops accepting, lets in-flight requests finish for up to
-// cfg.ShutdownGrace, then closes what is left. ready, when not nil, is
+// Serve listens on AUTHPROXY_LISTEN (with TLS when AUTHPROXY_TLS_CERT_FILE
+// is set) and, when AUTHPROXY_METRICS_LISTEN is set, serves /metrics there
+// too. When ctx ends it stops accepting, lets in-flight requests finish for
+// up to AUTHPROXY_SHUTDOWN_GRACE, then closes what is left. ready, when not nil, is
 // called with the bound addresses once both listeners are open.
-func Serve(ctx context.Context, cfg *Config, h *Server, log *slog.Logger, ready func(addr string)) error {
-	servers := []*http.Server{newHTTPServer(cfg.Listen, h, log)}
+func (s *Server) Serve(ctx context.Context, ready func(addr string)) error {
+	cfg, log := s.cfg, s.log
+	servers := []*http.Server{newHTTPServer(cfg.Listen, s, log)}
 	if cfg.MetricsListen != "" {
-		servers = append(servers, newHTTPServer(cfg.MetricsListen, h.MetricsHandler(), log))
+		servers = append(servers, newHTTPServer(cfg.MetricsListen, s.MetricsHandler(), log))
 	}
 	var tlsCfg *tls.Config
 	if cfg.TLSCertFile != "" {
@@ -42,7 +43,7 @@ func Serve(ctx context.Context, cfg *Config, h *Server, log *slog.Logger, ready 
 		if err != nil {
 			return err
 		}
-		kp.log, kp.reloads = log, h.metrics.tlsReloads
+		kp.log, kp.reloads = log, s.metrics.tlsReloads
 		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: kp.get}
 	}
 
@@ -69,7 +70,7 @@ func Serve(ctx context.Context, cfg *Config, h *Server, log *slog.Logger, ready 
 	log.Info("shutting down", "grace", cfg.ShutdownGrace.String())
 	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	defer cancel()
-	h.streams.closeWhere(func(*session.Session) bool { return true })
+	s.streams.closeWhere(func(*session.Session) bool { return true })
 	var errs []error
 	for _, srv := range servers {
 		if err := srv.Shutdown(shutCtx); err != nil {

@@ -31,7 +31,7 @@ func serveInBackground(t *testing.T, srv *Server, cfg *Config) (addr string, can
 	ctx, cancelCtx := context.WithCancel(context.Background())
 	addrs := make(chan string, 2)
 	errc := make(chan error, 1)
-	go func() { errc <- Serve(ctx, cfg, srv, slog.New(slog.DiscardHandler), func(a string) { addrs <- a }) }()
+	go func() { errc <- srv.Serve(ctx, func(a string) { addrs <- a }) }()
 	select {
 	case addr = <-addrs:
 	case err := <-errc:

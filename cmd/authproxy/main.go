@@ -98,7 +98,7 @@ func serve(stderr io.Writer) int {
 	ready := func(addr string) {
 		log.Info("authproxy serving", "listen", addr, "upstream", cfg.Upstream.Redacted(), "version", version)
 	}
-	if err := authproxy.Serve(ctx, cfg, handler, log, ready); err != nil {
+	if err := handler.Serve(ctx, ready); err != nil {
 		log.Error("server stopped", "err", err)
 		return 1
 	}
