@@ -1,6 +1,31 @@
 // Package authproxy is the HTTP side of authproxy: configuration, the route
 // table, the sign-in flow, the authenticate middleware and the reverse proxy
 // that forwards signed-in requests with identity headers to the upstream.
+//
+// A request travels one way (routes), and each decision is made once, by
+// the package that owns it:
+//
+//   - accessLog gives it an id and, when it ends, one log line and its
+//     metrics; limitHeaderBlock refuses a header block over 64 KiB (431);
+//     stripIdentityHeaders deletes every client copy of the headers the
+//     upstream trusts (identity, client address, URL) before anything else
+//     reads the request.
+//   - authproxy's own endpoints (/oauth2/*, /healthz, /readyz, /metrics)
+//     are routed by chi; sign-in starts, callbacks and back-channel logouts
+//     pass the per-address rate limits first (ratelimit.go).
+//   - Every other request goes to protect: the path is cleaned and the
+//     policy's rule matched once (package policy: path cleaning, rules and
+//     the global allow-lists). A public rule goes straight to the upstream.
+//     Otherwise the request is identified once (identify: a bearer token,
+//     verified by package providers, or the session, loaded by package
+//     session and refreshed here when due), and the matched rule judges the
+//     identity; its typed cause picks the 403 page and the audit line.
+//   - The reverse proxy (rewrite) sets X-Forwarded-*, X-Real-IP and the
+//     identity headers, and strips authproxy's own cookies.
+//
+// NewFromConfig is the one way a Server is built, for production and for
+// tests, which inject only the edges (Runtime: a fake IdP, a backend, a
+// clock).
 package authproxy
 
 import (
