@@ -242,12 +242,6 @@ func (a *ClientAuth) Describe() string {
 		leaf.Subject.String(), leaf.Issuer.String(), leaf.NotAfter.UTC().Format(time.RFC3339))
 }
 
-// clientCertificate is a tls.Config.GetClientCertificate that presents the
-// client certificate to any server that asks for one.
-func (a *ClientAuth) clientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-	return a.cert, nil
-}
-
 // assertion returns a fresh client assertion for audience aud: signed by
 // the client's key, iss and sub the client id, a random jti, iat now and
 // exp AssertionLifetime later.
@@ -283,6 +277,8 @@ type clientAuthChoice struct {
 	// tokenURL replaces the discovered token endpoint: RFC 8705 section 5's
 	// mtls_endpoint_aliases.token_endpoint, with a client certificate.
 	tokenURL string
+	// algs is token_endpoint_auth_signing_alg_values_supported.
+	algs []string
 }
 
 // discoveredAuth is the part of a discovery document that decides how
@@ -325,7 +321,7 @@ func chooseClientAuth(a *ClientAuth, d discoveredAuth, audIsIssuer bool) (client
 		if audIsIssuer {
 			aud = d.Issuer
 		}
-		return clientAuthChoice{method: MethodPrivateKeyJWT, aud: aud}, nil
+		return clientAuthChoice{method: MethodPrivateKeyJWT, aud: aud, algs: d.SigningAlgs}, nil
 	case MethodTLSClientAuth:
 		method := MethodTLSClientAuth
 		if !slices.Contains(methods, MethodTLSClientAuth) {

@@ -463,3 +463,77 @@ func TestNewClientAuthRefuses(t *testing.T) {
 		t.Errorf("no files: %v, %v; want nil, nil", a, err)
 	}
 }
+
+// TestSetClientAuth: a provider given a new key (a rotated key file) signs
+// the next token request with it; another method or an algorithm the IdP
+// does not list is refused and the old key kept.
+func TestSetClientAuth(t *testing.T) {
+	oldKey, newKey := testECKey(t), testECKey(t)
+	idp := newAssertionIdP(t, &newKey.PublicKey, jose.ES256) // the IdP has the new key only
+	authFor := func(cfg ClientAuthConfig) *ClientAuth {
+		t.Helper()
+		cfg.ClientID = idp.clientID
+		a, err := NewClientAuth(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	oldAuth := authFor(ClientAuthConfig{PrivateKeyFile: writeTestFile(t, "old.pem", pkcs8(t, oldKey))})
+	p := idp.provider(t, func(c *OIDCConfig) { c.ClientAuth = oldAuth })
+	exchange := func() error {
+		u, _ := p.AuthCodeURL("state-123456789", "nonce-1", "verifier-0123456789-0123456789-0123456789")
+		_, err := p.Exchange(t.Context(), idp.code(t, u), "verifier-0123456789-0123456789-0123456789", "nonce-1")
+		return err
+	}
+	if err := exchange(); !errors.Is(err, ErrClientRefused) {
+		t.Fatalf("with the old key: %v, want ErrClientRefused", err)
+	}
+
+	ca := newTestCA(t)
+	certFile, keyFile := ca.clientCert(t, "authproxy")
+	for _, tc := range []struct {
+		name string
+		auth *ClientAuth
+		want string
+	}{
+		{"nil", nil, "needs a restart"},
+		{"a certificate", authFor(ClientAuthConfig{TLSCertFile: certFile, TLSKeyFile: keyFile}), "switching from private_key_jwt to tls_client_auth needs a restart"},
+	} {
+		if err := p.SetClientAuth(tc.auth); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: SetClientAuth = %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	if err := exchange(); !errors.Is(err, ErrClientRefused) {
+		t.Fatalf("after refused replacements: %v, want the old key still in use", err)
+	}
+	if err := p.SetClientAuth(authFor(ClientAuthConfig{PrivateKeyFile: writeTestFile(t, "new.pem", pkcs8(t, newKey))})); err != nil {
+		t.Fatal(err)
+	}
+	if err := exchange(); err != nil {
+		t.Fatalf("with the new key: %v (IdP: %v)", err, idp.errs)
+	}
+}
+
+func TestSetClientAuthRefusesUnlistedAlgorithm(t *testing.T) {
+	ecKey := testECKey(t)
+	f := newTestIdP(t, "")
+	f.set(func(f *testIdP) {
+		f.discovery = func(doc map[string]any) {
+			doc["token_endpoint_auth_methods_supported"] = []string{"private_key_jwt"}
+			doc["token_endpoint_auth_signing_alg_values_supported"] = []string{"ES256"}
+		}
+	})
+	ecAuth, err := NewClientAuth(ClientAuthConfig{ClientID: f.clientID, PrivateKeyFile: writeTestFile(t, "ec.pem", pkcs8(t, ecKey))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaAuth, err := NewClientAuth(ClientAuthConfig{ClientID: f.clientID, PrivateKeyFile: writeTestFile(t, "rsa.pem", pkcs8(t, testRSAKey(t, 2048)))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := f.provider(t, func(c *OIDCConfig) { c.ClientAuth = ecAuth })
+	if err := p.SetClientAuth(rsaAuth); err == nil || !strings.Contains(err.Error(), "AUTHPROXY_CLIENT_PRIVATE_KEY_FILE: the new key signs with RS256, but the IdP's token_endpoint_auth_signing_alg_values_supported lists ES256") {
+		t.Fatalf("SetClientAuth(RSA) = %v", err)
+	}
+}

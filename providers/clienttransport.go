@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -25,7 +26,7 @@ func (p *OIDC) tokenContext(ctx context.Context, d *discovered) context.Context 
 		return oidc.ClientContext(ctx, p.client)
 	}
 	c := *p.client
-	c.Transport = &assertionTransport{base: p.client.Transport, auth: p.cfg.ClientAuth, aud: d.auth.aud}
+	c.Transport = &assertionTransport{base: p.client.Transport, auth: p.auth.Load(), aud: d.auth.aud}
 	return oidc.ClientContext(ctx, &c)
 }
 
@@ -70,15 +71,12 @@ func (t *assertionTransport) RoundTrip(req *http.Request) (*http.Response, error
 	return t.base.RoundTrip(out)
 }
 
-// withClientCertificate returns c presenting auth's TLS client certificate
-// to every server that asks for one: c's *http.Transport (or, when nil, a
-// clone of http.DefaultTransport) with GetClientCertificate set. A
-// transport of another type is kept as it is: whoever built it must have
+// withClientCertificate returns c presenting the TLS client certificate
+// cert returns to every server that asks for one: c's *http.Transport (or,
+// when nil, a clone of http.DefaultTransport) with GetClientCertificate set.
+// A transport of another type is kept as it is: whoever built it must have
 // put the certificate in (see OIDCConfig.ClientAuth).
-func withClientCertificate(c *http.Client, auth *ClientAuth) *http.Client {
-	if auth == nil || auth.cert == nil {
-		return c
-	}
+func withClientCertificate(c *http.Client, cert func(*tls.CertificateRequestInfo) (*tls.Certificate, error)) *http.Client {
 	var tr *http.Transport
 	switch base := c.Transport.(type) {
 	case nil:
@@ -91,8 +89,38 @@ func withClientCertificate(c *http.Client, auth *ClientAuth) *http.Client {
 	if tr.TLSClientConfig == nil {
 		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
-	tr.TLSClientConfig.GetClientCertificate = auth.clientCertificate
+	tr.TLSClientConfig.GetClientCertificate = cert
 	cp := *c
 	cp.Transport = tr
 	return &cp
+}
+
+// clientCertificate is the tls.Config.GetClientCertificate of the
+// provider's client: the current ClientAuth's certificate.
+func (p *OIDC) clientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	if a := p.auth.Load(); a != nil && a.cert != nil {
+		return a.cert, nil
+	}
+	return &tls.Certificate{}, nil // none
+}
+
+// SetClientAuth replaces the client authentication OIDCConfig.ClientAuth
+// gave, for a key or certificate file that changed (build a with
+// NewClientAuth): the next token request, and the next TLS connection,
+// use it. It refuses, keeping the old one, a nil a, a provider built
+// without ClientAuth, another method, and (once discovery has run) a key
+// whose algorithm the IdP does not list. The error names the variable.
+func (p *OIDC) SetClientAuth(a *ClientAuth) error {
+	old := p.auth.Load()
+	switch {
+	case old == nil || a == nil:
+		return fmt.Errorf("providers: AUTHPROXY_CLIENT_PRIVATE_KEY_FILE, AUTHPROXY_CLIENT_TLS_CERT_FILE: switching between a client secret and a key or certificate needs a restart")
+	case a.method != old.method:
+		return fmt.Errorf("providers: AUTHPROXY_CLIENT_PRIVATE_KEY_FILE, AUTHPROXY_CLIENT_TLS_CERT_FILE: switching from %s to %s needs a restart", old.method, a.method)
+	}
+	if d := p.found.Load(); d != nil && a.method == MethodPrivateKeyJWT && len(d.auth.algs) > 0 && !slices.Contains(d.auth.algs, string(a.alg)) {
+		return fmt.Errorf("providers: AUTHPROXY_CLIENT_PRIVATE_KEY_FILE: the new key signs with %s, but the IdP's token_endpoint_auth_signing_alg_values_supported lists %s", a.alg, strings.Join(d.auth.algs, ", "))
+	}
+	p.auth.Store(a)
+	return nil
 }

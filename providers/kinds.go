@@ -82,7 +82,7 @@ func (p *OIDC) Check(ctx context.Context) (string, error) {
 	}
 	msg := p.Describe()
 	if d := p.found.Load(); d != nil && d.auth.method != "" {
-		msg += "; token endpoint authentication " + p.cfg.ClientAuth.Describe()
+		msg += "; token endpoint authentication " + p.auth.Load().Describe()
 		if d.auth.tokenURL != "" {
 			msg += " at the mutual TLS alias " + d.auth.tokenURL
 		}

@@ -77,7 +77,8 @@ type OIDC struct {
 	log    *slog.Logger
 
 	found   atomic.Pointer[discovered]
-	mu      sync.Mutex // guards lastErr
+	auth    atomic.Pointer[ClientAuth] // nil: the secret, or a public client
+	mu      sync.Mutex                 // guards lastErr
 	lastErr error
 }
 
@@ -113,12 +114,16 @@ func NewOIDC(cfg OIDCConfig) *OIDC {
 	if client == nil {
 		client = &http.Client{Timeout: 10 * time.Second}
 	}
-	client = limitedClient(withClientCertificate(client, cfg.ClientAuth), MaxResponseBytes)
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := &OIDC{cfg: cfg, client: client, log: log}
+	p := &OIDC{cfg: cfg, log: log}
+	p.auth.Store(cfg.ClientAuth)
+	if cfg.ClientAuth != nil && cfg.ClientAuth.cert != nil {
+		client = withClientCertificate(client, p.clientCertificate)
+	}
+	p.client = limitedClient(client, MaxResponseBytes)
 	p.lastErr = fmt.Errorf("%w: discovery has not run yet", ErrUnavailable)
 	return p
 }
@@ -152,7 +157,7 @@ func (p *OIDC) Discover(ctx context.Context) error {
 	if err := op.Claims(&authMeta); err != nil {
 		return p.failDiscovery(fmt.Errorf("%w: reading discovery document: %w", ErrUnavailable, err))
 	}
-	auth, err := chooseClientAuth(p.cfg.ClientAuth, authMeta, p.cfg.Hooks.AssertionAudienceIsIssuer)
+	auth, err := chooseClientAuth(p.auth.Load(), authMeta, p.cfg.Hooks.AssertionAudienceIsIssuer)
 	if err != nil {
 		return p.failDiscovery(fmt.Errorf("%w: %w", ErrUnavailable, err))
 	}
