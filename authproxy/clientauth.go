@@ -14,8 +14,8 @@ import (
 // AUTHPROXY_CLIENT_PRIVATE_KEY_FILE, tls_client_auth with
 // AUTHPROXY_CLIENT_TLS_CERT_FILE/_KEY_FILE, or nil for neither. It reads
 // the files each time: call it again to pick up a changed key or
-// certificate (and hand the result to a new provider). The error names the
-// variable to fix.
+// certificate (and hand the result to providers.OIDC.SetClientAuth, or to a
+// new provider). The error names the variable to fix.
 func clientAuth(cfg *Config) (*providers.ClientAuth, error) {
 	auth, err := providers.NewClientAuth(providers.ClientAuthConfig{
 		ClientID:       cfg.ClientID,

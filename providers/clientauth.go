@@ -69,7 +69,8 @@ type ClientAuthConfig struct {
 // private key (private_key_jwt, OpenID Connect Core 1.0 section 9 and
 // RFC 7523) or a TLS client certificate (tls_client_auth, RFC 8705). Build
 // it with NewClientAuth; it never changes afterwards and is safe for
-// concurrent use. To pick up a changed key file, build a new one.
+// concurrent use. To pick up a changed key file, build a new one and hand
+// it to OIDC.SetClientAuth.
 type ClientAuth struct {
 	method   string
 	clientID string
