@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -280,4 +281,45 @@ func TestOIDCProviderTLSClientAuth(t *testing.T) {
 		s := startOPStack(t, opts(), "AUTHPROXY_CLIENT_TLS_CERT_FILE="+otherCert, "AUTHPROXY_CLIENT_TLS_KEY_FILE="+otherKey, "SSL_CERT_FILE="+ca.pemCA)
 		signInRefused(t, s, "AUTHPROXY_CLIENT_TLS_CERT_FILE")
 	})
+}
+
+// TestOIDCProviderClientAuthNotListed: a TLS client certificate configured for an oidc-provider
+// that does not offer mutual TLS. authproxy starts (the configuration is valid), but stays not
+// ready: /readyz answers 503 and the log says which variable does not fit the IdP.
+func TestOIDCProviderClientAuthNotListed(t *testing.T) {
+	procs := opProcs(t)
+	op := startOIDCProviderIn(t, procs, opOptions{ClientID: "authproxy-op", ClientSecret: "op-secret", RedirectURIs: []string{"http://127.0.0.1:1/oauth2/callback"}})
+	ports, err := freePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile := newE2ECA(t, "a CA").issue(t, "authproxy-op", false)
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	proxy, err := procs.start("authproxy-not-listed", []string{
+		"AUTHPROXY_LISTEN=" + ports[0], "AUTHPROXY_UPSTREAM=" + stack.appURL, "AUTHPROXY_OIDC_ISSUER=" + op.issuer,
+		"AUTHPROXY_CLIENT_ID=authproxy-op", "AUTHPROXY_REDIRECT_URL=http://" + ports[0] + "/oauth2/callback",
+		"AUTHPROXY_COOKIE_SECRET=" + base64.StdEncoding.EncodeToString(secret), "AUTHPROXY_COOKIE_SECURE=false",
+		"AUTHPROXY_LOG_FORMAT=text", "AUTHPROXY_CLIENT_TLS_CERT_FILE=" + certFile, "AUTHPROXY_CLIENT_TLS_KEY_FILE=" + keyFile,
+	}, filepath.Join(stack.dir, "authproxy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const why = "AUTHPROXY_CLIENT_TLS_CERT_FILE is set, but the IdP's token_endpoint_auth_methods_supported lists client_secret_basic, client_secret_jwt, client_secret_post, private_key_jwt, none, not tls_client_auth"
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		status := 0
+		if resp, err := http.Get("http://" + ports[0] + "/readyz"); err == nil {
+			status = resp.StatusCode
+			resp.Body.Close()
+		}
+		log, _ := os.ReadFile(proxy.logPath)
+		if status == http.StatusServiceUnavailable && strings.Contains(string(log), `msg="not ready: identity provider"`) && strings.Contains(string(log), why) {
+			break
+		}
+		if status == http.StatusOK || time.Now().After(deadline) {
+			t.Fatalf("/readyz %d; want 503 and the log to say %q:\n%s", status, why, log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
