@@ -36,10 +36,14 @@ func Check(ctx context.Context, cfg *Config, w io.Writer) error {
 		report(err, "")
 	} else if c, ok := p.(providers.Checker); ok {
 		msg, err := c.Check(ctx)
-		if err != nil && !strings.HasPrefix(err.Error(), "AUTHPROXY_") {
-			err = fmt.Errorf("AUTHPROXY_OIDC_ISSUER: %w", err)
+		if err != nil {
+			err = nameVariable(err, "AUTHPROXY_OIDC_ISSUER")
 		}
 		report(err, "identity provider: "+msg)
+	}
+	if auth, err := clientAuth(cfg); err == nil && auth != nil && auth.PublicJWKS() != nil {
+		// Printed even when the IdP refuses: it is what to register there.
+		report(nil, fmt.Sprintf("client key: %s; the public JWKS to register at the IdP for client %s: %s", auth.Describe(), cfg.ClientID, auth.PublicJWKS()))
 	}
 
 	report(nil, fmt.Sprintf("redirect URL: %s (callback path %s)", cfg.RedirectURL, callbackPath))
@@ -70,6 +74,17 @@ func Check(ctx context.Context, cfg *Config, w io.Writer) error {
 		return fmt.Errorf("%d check(s) failed: %w", len(failed), errors.Join(failed...))
 	}
 	return nil
+}
+
+// nameVariable makes err's message start with the variable it names
+// (dropping the package's prefixes before it), or with fallback when it
+// names none.
+func nameVariable(err error, fallback string) error {
+	msg := err.Error()
+	if i := strings.Index(msg, "AUTHPROXY_"); i >= 0 {
+		return errors.New(msg[i:])
+	}
+	return fmt.Errorf("%s: %w", fallback, err)
 }
 
 // checkUpstream reports whether the upstream answers HTTP at all (any

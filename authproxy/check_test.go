@@ -17,6 +17,7 @@ func TestCheckReportsEveryProblem(t *testing.T) {
 	randomKey := base64.StdEncoding.EncodeToString([]byte("0123456789abcdefghijklmnopqrstuv"))
 	weakKey := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("ab"), 16))
 
+	clientKey := writeClientKey(t)
 	tests := []struct {
 		name     string
 		env      map[string]string
@@ -33,6 +34,8 @@ func TestCheckReportsEveryProblem(t *testing.T) {
 			[]string{"AUTHPROXY_UPSTREAM:", "does not answer"}},
 		{"issuer unreachable", map[string]string{"AUTHPROXY_OIDC_ISSUER": "http://" + closedAddr(t) + "/dex"},
 			[]string{"AUTHPROXY_OIDC_ISSUER:"}},
+		{"a client key the IdP does not take", map[string]string{"AUTHPROXY_CLIENT_PRIVATE_KEY_FILE": clientKey},
+			[]string{"AUTHPROXY_CLIENT_PRIVATE_KEY_FILE is set, but the IdP's token_endpoint_auth_methods_supported lists nothing, which means client_secret_basic only, not private_key_jwt"}},
 		{"hand-made secret", map[string]string{"AUTHPROXY_COOKIE_SECRET": weakKey},
 			[]string{"AUTHPROXY_COOKIE_SECRET: key 1 has few distinct bytes"}},
 		{"redis down", map[string]string{"AUTHPROXY_SESSION_STORE": "redis", "AUTHPROXY_REDIS_URL": "redis://" + closedAddr(t) + "/0"},
@@ -76,5 +79,39 @@ func TestCheckReportsEveryProblem(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCheckClientKey: with a client key the IdP does not list, the check
+// fails with one line that starts with the variable, and still prints the
+// public JWKS to register (never the private key).
+func TestCheckClientKey(t *testing.T) {
+	idp := newFakeIdP(t, "authproxy-test", "")
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer up.Close()
+	cfg, err := LoadConfig(mapLookup(map[string]string{
+		"AUTHPROXY_UPSTREAM": up.URL, "AUTHPROXY_OIDC_ISSUER": idp.URL(), "AUTHPROXY_CLIENT_ID": "authproxy-test",
+		"AUTHPROXY_REDIRECT_URL": "http://127.0.0.1:4180/oauth2/callback", "AUTHPROXY_COOKIE_SECURE": "false",
+		"AUTHPROXY_COOKIE_SECRET":           base64.StdEncoding.EncodeToString([]byte("0123456789abcdefghijklmnopqrstuv")),
+		"AUTHPROXY_CLIENT_PRIVATE_KEY_FILE": writeClientKey(t), "AUTHPROXY_CLIENT_PRIVATE_KEY_ID": "k-2026",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := Check(t.Context(), cfg, &out); err == nil {
+		t.Fatalf("Check passed with a key the IdP does not take:\n%s", out.String())
+	}
+	report := out.String()
+	for _, want := range []string{
+		"\nFAIL  AUTHPROXY_CLIENT_PRIVATE_KEY_FILE is set, but the IdP's token_endpoint_auth_methods_supported lists nothing",
+		"\nok    client key: private_key_jwt, ES256, kid \"k-2026\"; the public JWKS to register at the IdP for client authproxy-test: {\"keys\":[{\"use\":\"sig\",\"kty\":\"EC\",\"kid\":\"k-2026\",\"crv\":\"P-256\",\"alg\":\"ES256\",",
+	} {
+		if !strings.Contains(report, want) {
+			t.Errorf("report lacks %q:\n%s", want, report)
+		}
+	}
+	if strings.Contains(report, `"d":`) {
+		t.Errorf("report shows the private key:\n%s", report)
 	}
 }

@@ -24,8 +24,15 @@ type Config struct {
 	Issuer          *url.URL
 	ClientID        string
 	ClientSecret    Secret
-	RedirectURL     *url.URL
-	Scopes          []string
+	// ClientPrivateKeyFile (private_key_jwt, with ClientPrivateKeyID as
+	// its kid) or the ClientTLS pair (tls_client_auth) authenticate at the
+	// token endpoint instead of ClientSecret; see clientAuth.
+	ClientPrivateKeyFile string
+	ClientPrivateKeyID   string
+	ClientTLSCertFile    string
+	ClientTLSKeyFile     string
+	RedirectURL          *url.URL
+	Scopes               []string
 
 	// IdPTimeout bounds each call to the identity provider.
 	IdPTimeout time.Duration
@@ -204,6 +211,10 @@ func (c *Config) crossCheck(failed map[string]bool) []error {
 	}
 	if len(c.RedisSentinelAddrs) > 0 && len(c.RedisClusterAddrs) > 0 {
 		errs = append(errs, errors.New("AUTHPROXY_REDIS_CLUSTER_ADDRS: set either Sentinel or Cluster addresses, not both"))
+	}
+	if ce := c.checkClientAuth(failed); len(ce) > 0 {
+		errs = append(errs, ce...)
+		failed["client authentication"] = true // not again by checkProvider
 	}
 	errs = append(errs, c.checkProvider(failed)...)
 	c.Policy = policy.New(c.SkipAuthRoutes, c.PolicyFile, c.allowList())

@@ -217,6 +217,13 @@ var validCases = []validCase{
 	{"AUTHPROXY_UPSTREAM_JWT", "true", func(c *Config) any { return c.UpstreamJWT }, true, nil},
 	{"AUTHPROXY_UPSTREAM_JWT_KEY_FILE", "@file", func(c *Config) any { return c.UpstreamJWTKeyFile != "" }, true, nil},
 	{"AUTHPROXY_TEMPLATES_DIR", "/etc/authproxy/templates", func(c *Config) any { return c.TemplatesDir }, "/etc/authproxy/templates", nil},
+	{"AUTHPROXY_CLIENT_PRIVATE_KEY_FILE", "@clientkey", func(c *Config) any { return c.ClientPrivateKeyFile != "" }, true, nil},
+	{"AUTHPROXY_CLIENT_PRIVATE_KEY_ID", "key-2026-01", func(c *Config) any { return c.ClientPrivateKeyID }, "key-2026-01",
+		map[string]string{"AUTHPROXY_CLIENT_PRIVATE_KEY_FILE": "@clientkey"}},
+	{"AUTHPROXY_CLIENT_TLS_CERT_FILE", "@clientcert", func(c *Config) any { return c.ClientTLSCertFile != "" }, true,
+		map[string]string{"AUTHPROXY_CLIENT_TLS_KEY_FILE": "@clienttlskey"}},
+	{"AUTHPROXY_CLIENT_TLS_KEY_FILE", "@clienttlskey", func(c *Config) any { return c.ClientTLSKeyFile != "" }, true,
+		map[string]string{"AUTHPROXY_CLIENT_TLS_CERT_FILE": "@clientcert"}},
 }
 
 func TestLoadConfigValidValues(t *testing.T) {
@@ -228,12 +235,15 @@ func TestLoadConfigValidValues(t *testing.T) {
 	if err := os.WriteFile(policyFile, []byte("rules:\n  - path: /admin/\n    allow: {groups: [admins]}\n  - path: /\n    allow: authenticated\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	clientKey := writeClientKey(t)
+	clientCert, clientTLSKey := writeClientCert(t)
 	for _, tc := range validCases {
 		t.Run(tc.variable+"="+tc.value, func(t *testing.T) {
 			env := map[string]string{tc.variable: tc.value}
 			maps.Copy(env, tc.also)
 			for k, v := range env {
-				env[k] = strings.ReplaceAll(strings.ReplaceAll(v, "@file", file), "@policy", policyFile)
+				env[k] = strings.NewReplacer("@file", file, "@policy", policyFile, "@clientkey", clientKey,
+					"@clientcert", clientCert, "@clienttlskey", clientTLSKey).Replace(v)
 			}
 			c, err := loadWith(env)
 			if err != nil {
@@ -337,6 +347,11 @@ var invalidCases = []invalidCase{
 	{"AUTHPROXY_SHUTDOWN_GRACE", "0s", "want a positive Go duration"},
 	{"AUTHPROXY_BEARER_AUDIENCES", "api legacy", "want audiences without blanks"},
 	{"AUTHPROXY_CLAIM_HEADERS", "X-Tenant", "want Header=claim pairs"},
+	{"AUTHPROXY_CLIENT_PRIVATE_KEY_FILE", "/nonexistent/client-key.pem", "want a readable file"},
+	{"AUTHPROXY_CLIENT_PRIVATE_KEY_ID", "key-1", "only used with AUTHPROXY_CLIENT_PRIVATE_KEY_FILE"},
+	{"AUTHPROXY_CLIENT_PRIVATE_KEY_ID", "key\x01", "without control characters"},
+	{"AUTHPROXY_CLIENT_TLS_CERT_FILE", "/nonexistent/client.crt", "want a readable file"},
+	{"AUTHPROXY_CLIENT_TLS_KEY_FILE", "/nonexistent/client.key", "want a readable file"},
 	{"AUTHPROXY_CLAIM_HEADERS", "X-Forwarded-Email=mail", "reserved"},
 	{"AUTHPROXY_CLAIM_HEADERS", "Cookie=c", "reserved"},
 	{"AUTHPROXY_CLAIM_HEADERS", "X Tenant=t", "want a header name"},

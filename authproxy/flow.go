@@ -185,6 +185,16 @@ func (s *Server) signInFailed(w http.ResponseWriter, r *http.Request, st signInS
 	case errors.Is(err, providers.ErrUnavailable):
 		s.metrics.signIns.WithLabelValues("idp_unavailable").Inc()
 		s.idpUnavailable(w, r, err)
+	case errors.Is(err, providers.ErrClientRefused):
+		// The IdP works and the user did nothing wrong: it refused
+		// authproxy's own credentials. Not an IdP failure (no 502/503, no
+		// Retry-After: trying again cannot help) but a refusal, 403, until
+		// the operator fixes what the log line names.
+		s.metrics.signIns.WithLabelValues("client_refused").Inc()
+		s.log.Error("sign-in failed: the identity provider refused authproxy's client authentication", "event", "sign_in", "result", "client_refused", "err", err)
+		s.page(w, r, templates.Page{Status: http.StatusForbidden, Title: "Sign-in is misconfigured",
+			Message: "The identity provider did not accept this site's own credentials, so no one can sign in right now. This is not a problem with your account.",
+			Hint:    "The people who run this site can fix it: authproxy's log says which setting to check."})
 	case errors.Is(err, providers.ErrDenied):
 		s.metrics.signIns.WithLabelValues("denied").Inc()
 		s.log.Info("sign-in denied by the provider's rules", "event", "sign_in", "result", "denied", "reason", err.Error())

@@ -208,8 +208,14 @@ func providerConfig(cfg *Config, log *slog.Logger) providers.OIDCConfig {
 // newProvider builds the identity provider AUTHPROXY_PROVIDER names; an
 // OpenID Connect kind has yet to run discovery (providers.Discoverer).
 func newProvider(cfg *Config, log *slog.Logger) (providers.Provider, error) {
+	auth, err := clientAuth(cfg)
+	if err != nil {
+		return nil, err
+	}
+	oc := providerConfig(cfg, log)
+	oc.ClientAuth = auth
 	return providers.New(cfg.Provider, providers.Config{
-		OIDCConfig: providerConfig(cfg, log),
+		OIDCConfig: oc,
 		Keycloak:   providers.KeycloakOptions{Roles: cfg.KeycloakRoles},
 		Entra:      providers.EntraOptions{Tenants: cfg.EntraTenants, GraphURL: urlString(cfg.EntraGraphURL), GroupNames: cfg.EntraGroupNames},
 		Google:     providers.GoogleOptions{HostedDomains: cfg.GoogleHostedDomains},

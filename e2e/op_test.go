@@ -52,6 +52,7 @@ type opOptions struct {
 	RefreshTokens          string        // "always" (default) or "offline_access"
 	SkipConsent            bool          // grant every scope without the consent page
 	ClaimsInUserinfoOnly   bool          // the code flow's ID token carries only sub; claims via userinfo
+	ExtraEnv               []string      // more OP_* variables of server.mjs (client authentication, mutual TLS)
 }
 
 // oidcProvider is a running e2e/oidcprovider.
@@ -163,6 +164,7 @@ func startOIDCProviderIn(t *testing.T, procs *testStack, opts opOptions) *oidcPr
 		// No colours or debug output from node's libraries in the log.
 		"NO_COLOR=1", "DEBUG=",
 	}
+	env = append(env, opts.ExtraEnv...)
 	for name, d := range map[string]time.Duration{
 		"OP_ACCESS_TOKEN_TTL":  opts.AccessTokenTTL,
 		"OP_ID_TOKEN_TTL":      opts.IDTokenTTL,
@@ -190,6 +192,7 @@ func startOIDCProviderIn(t *testing.T, procs *testStack, opts opOptions) *oidcPr
 type opStack struct {
 	op       *oidcProvider
 	proxyURL string // http://127.0.0.1:port
+	proxyLog string // the path of authproxy's log
 }
 
 // The authproxy endpoints the provider is told about.
@@ -248,6 +251,7 @@ func startOPStack(t *testing.T, opts opOptions, proxyEnv ...string) *opStack {
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.proxyLog = proxy.logPath
 	if err := proxy.waitReady(s.proxyURL + "/readyz"); err != nil {
 		t.Fatal(err)
 	}

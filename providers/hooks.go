@@ -40,6 +40,10 @@ type Hooks struct {
 	// GroupsHint ends the warning logged when a sign-in has no groups while
 	// groups are required: what to set up at this IdP to get them.
 	GroupsHint string
+	// AssertionAudienceIsIssuer makes private_key_jwt client assertions'
+	// aud the issuer (Auth0 wants it) instead of the token endpoint URL
+	// (OpenID Connect Core 1.0 section 9).
+	AssertionAudienceIsIssuer bool
 	// Describe says, for `authproxy check`, what the hooks do; "" for none.
 	Describe string
 }

@@ -41,11 +41,21 @@ type testIdP struct {
 	codes       map[string]testGrant
 	lastForm    url.Values
 	lastBasic   bool
+	// authClient, when not nil, replaces the client secret check of the
+	// token endpoint: it returns false for a client to refuse.
+	authClient func(r *http.Request) bool
 }
 
 type testGrant struct{ challenge, nonce string }
 
 func newTestIdP(t testing.TB, clientSecret string) *testIdP {
+	t.Helper()
+	return newTestIdPServer(t, clientSecret, (*httptest.Server).Start)
+}
+
+// newTestIdPServer is newTestIdP started by start (StartTLS, or Start
+// after setting the server's TLS configuration).
+func newTestIdPServer(t testing.TB, clientSecret string, start func(*httptest.Server)) *testIdP {
 	t.Helper()
 	f := &testIdP{
 		t: t, clientID: "client-1", clientSecret: clientSecret, key: testECKey(t),
@@ -65,8 +75,10 @@ func newTestIdP(t testing.TB, clientSecret string) *testIdP {
 		}}})
 	})
 	mux.HandleFunc("POST /token", f.serveToken)
+	mux.HandleFunc("POST /mtls/token", f.serveToken) // an RFC 8705 mtls_endpoint_aliases target
 	mux.HandleFunc("GET /userinfo", f.serveUserinfo)
-	f.srv = httptest.NewServer(mux)
+	f.srv = httptest.NewUnstartedServer(mux)
+	start(f.srv)
 	t.Cleanup(f.srv.Close)
 	return f
 }
@@ -164,7 +176,7 @@ func (f *testIdP) serveToken(w http.ResponseWriter, r *http.Request) {
 	if !basic {
 		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
 	}
-	if id != f.clientID || secret != f.clientSecret {
+	if f.authClient != nil && !f.authClient(r) || f.authClient == nil && (id != f.clientID || secret != f.clientSecret) {
 		writeTestJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_client"})
 		return
 	}

@@ -2,6 +2,7 @@ package providers
 
 import (
 	"context"
+	"fmt"
 	"strings"
 )
 
@@ -28,13 +29,19 @@ type Config struct {
 func New(kind string, cfg Config) (Provider, error) {
 	var h Hooks
 	var err error
+	switch {
+	case cfg.ClientAuth != nil && cfg.ClientSecret != "":
+		return nil, fmt.Errorf("providers: AUTHPROXY_CLIENT_SECRET: not used with %s client authentication: unset it, or unset the key or certificate files", cfg.ClientAuth.Method())
+	case cfg.ClientAuth != nil && kind == "github":
+		return nil, fmt.Errorf("providers: AUTHPROXY_PROVIDER: github authenticates clients only with a client secret, not with %s", cfg.ClientAuth.Method())
+	}
 	switch kind {
 	case "", "oidc":
 		h = Hooks{Kind: "oidc"}
 	case "okta":
 		h = Hooks{Kind: "okta", GroupsHint: "add a groups claim to the ID token in the Okta authorization server (Security > API > Authorization Servers > Claims, or the app's groups claim filter), and request its scope if it has one"}
 	case "auth0":
-		h = Hooks{Kind: "auth0", GroupsHint: "Auth0 sends groups or roles only through an Action (api.idToken.setCustomClaim) under a namespaced name such as https://example.com/groups: set AUTHPROXY_GROUPS_CLAIM to exactly that name"}
+		h = Hooks{Kind: "auth0", AssertionAudienceIsIssuer: true, GroupsHint: "Auth0 sends groups or roles only through an Action (api.idToken.setCustomClaim) under a namespaced name such as https://example.com/groups: set AUTHPROXY_GROUPS_CLAIM to exactly that name"}
 	case "keycloak":
 		h, err = cfg.Keycloak.hooks(cfg.ClientID)
 	case "entra":
@@ -74,6 +81,12 @@ func (p *OIDC) Check(ctx context.Context) (string, error) {
 		return "", err
 	}
 	msg := p.Describe()
+	if d := p.found.Load(); d != nil && d.auth.method != "" {
+		msg += "; token endpoint authentication " + p.auth.Load().Describe()
+		if d.auth.tokenURL != "" {
+			msg += " at the mutual TLS alias " + d.auth.tokenURL
+		}
+	}
 	if ep := p.EndSessionEndpoint(); ep != "" {
 		msg += "; RP-initiated logout at " + ep
 	} else {

@@ -33,6 +33,14 @@ type OIDCConfig struct {
 	// ClientSecret makes a public client that relies on PKCE alone.
 	ClientID     string
 	ClientSecret string
+	// ClientAuth, when not nil, authenticates at the token endpoint instead
+	// of ClientSecret, which must then be empty: with a private key
+	// (private_key_jwt) or a TLS client certificate (tls_client_auth).
+	// Discover refuses an IdP whose discovery document does not list its
+	// method. With a certificate, HTTPClient.Transport must be nil or an
+	// *http.Transport (NewOIDC adds the certificate to a clone of it), or
+	// one that already presents the certificate.
+	ClientAuth *ClientAuth
 	// RedirectURL is the absolute callback URL registered at the IdP.
 	RedirectURL string
 	// Scopes are requested at sign-in; they must include "openid".
@@ -69,7 +77,8 @@ type OIDC struct {
 	log    *slog.Logger
 
 	found   atomic.Pointer[discovered]
-	mu      sync.Mutex // guards lastErr
+	auth    atomic.Pointer[ClientAuth] // nil: the secret, or a public client
+	mu      sync.Mutex                 // guards lastErr
 	lastErr error
 }
 
@@ -85,6 +94,8 @@ type discovered struct {
 	// it advertises authorization_response_iss_parameter_supported (RFC 9207).
 	issuerID     string
 	issParameter bool
+	// auth is how the token endpoint is authenticated at with ClientAuth.
+	auth clientAuthChoice
 }
 
 // NewOIDC returns a provider that has not yet run discovery: call Discover,
@@ -103,12 +114,16 @@ func NewOIDC(cfg OIDCConfig) *OIDC {
 	if client == nil {
 		client = &http.Client{Timeout: 10 * time.Second}
 	}
-	client = limitedClient(client, MaxResponseBytes)
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := &OIDC{cfg: cfg, client: client, log: log}
+	p := &OIDC{cfg: cfg, log: log}
+	p.auth.Store(cfg.ClientAuth)
+	if cfg.ClientAuth != nil && cfg.ClientAuth.cert != nil {
+		client = withClientCertificate(client, p.clientCertificate)
+	}
+	p.client = limitedClient(client, MaxResponseBytes)
 	p.lastErr = fmt.Errorf("%w: discovery has not run yet", ErrUnavailable)
 	return p
 }
@@ -135,8 +150,16 @@ func (p *OIDC) Discover(ctx context.Context) error {
 		AuthMethods  []string `json:"token_endpoint_auth_methods_supported"`
 		IssParameter bool     `json:"authorization_response_iss_parameter_supported"`
 	}
+	var authMeta discoveredAuth
 	if err := op.Claims(&extra); err != nil {
 		return p.failDiscovery(fmt.Errorf("%w: reading discovery document: %w", ErrUnavailable, err))
+	}
+	if err := op.Claims(&authMeta); err != nil {
+		return p.failDiscovery(fmt.Errorf("%w: reading discovery document: %w", ErrUnavailable, err))
+	}
+	auth, err := chooseClientAuth(p.auth.Load(), authMeta, p.cfg.Hooks.AssertionAudienceIsIssuer)
+	if err != nil {
+		return p.failDiscovery(fmt.Errorf("%w: %w", ErrUnavailable, err))
 	}
 	var issuer IssuerCheck
 	if p.cfg.Hooks.Issuer != nil {
@@ -148,6 +171,7 @@ func (p *OIDC) Discover(ctx context.Context) error {
 		issuer:       issuer,
 		issuerID:     extra.Issuer,
 		issParameter: extra.IssParameter,
+		auth:         auth,
 		provider:     op,
 		oauth: oauth2.Config{
 			ClientID:     p.cfg.ClientID,
@@ -160,6 +184,14 @@ func (p *OIDC) Discover(ctx context.Context) error {
 		endSession: extra.EndSession,
 	}
 	d.oauth.Endpoint.AuthStyle = authStyle(p.cfg.ClientSecret, extra.AuthMethods)
+	if auth.tokenURL != "" {
+		d.oauth.Endpoint.TokenURL = auth.tokenURL
+	}
+	if auth.method != "" {
+		// No secret: client_id in the form, beside the assertion (or
+		// alone, over mutual TLS; RFC 8705 section 2).
+		d.oauth.Endpoint.AuthStyle = oauth2.AuthStyleInParams
+	}
 	p.found.Store(d)
 	return nil
 }
@@ -293,11 +325,11 @@ func (p *OIDC) Exchange(ctx context.Context, code, verifier, nonce string) (*Ide
 	if err != nil {
 		return nil, err
 	}
-	ctx = oidc.ClientContext(ctx, p.client)
-	tok, err := d.oauth.Exchange(ctx, code, oauth2.VerifierOption(verifier))
+	tok, err := d.oauth.Exchange(p.tokenContext(ctx, d), code, oauth2.VerifierOption(verifier))
 	if err != nil {
-		return nil, tokenError("exchanging code", err)
+		return nil, tokenError("exchanging code", err, d.auth)
 	}
+	ctx = oidc.ClientContext(ctx, p.client)
 	rawID, _ := tok.Extra("id_token").(string)
 	if rawID == "" {
 		return nil, fmt.Errorf("%w: token response has no id_token", ErrRejected)
@@ -327,11 +359,11 @@ func (p *OIDC) Refresh(ctx context.Context, refreshToken string) (*Identity, err
 	if err != nil {
 		return nil, err
 	}
-	ctx = oidc.ClientContext(ctx, p.client)
-	tok, err := d.oauth.TokenSource(ctx, &oauth2.Token{RefreshToken: refreshToken}).Token()
+	tok, err := d.oauth.TokenSource(p.tokenContext(ctx, d), &oauth2.Token{RefreshToken: refreshToken}).Token()
 	if err != nil {
-		return nil, tokenError("refreshing", err)
+		return nil, tokenError("refreshing", err, d.auth)
 	}
+	ctx = oidc.ClientContext(ctx, p.client)
 	rawID, _ := tok.Extra("id_token").(string)
 	if rawID == "" {
 		return &Identity{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, Expiry: tok.Expiry}, nil
@@ -348,13 +380,14 @@ func (p *OIDC) Refresh(ctx context.Context, refreshToken string) (*Identity, err
 
 // tokenError classifies a token endpoint failure: a 4xx answer is the
 // client's fault (ErrRejected), anything else is the IdP's own failure
-// (ErrUnavailable, ErrTimeout or ErrBadResponse).
-func tokenError(op string, err error) error {
+// (ErrUnavailable, ErrTimeout or ErrBadResponse). The IdP refusing
+// authproxy's own client authentication is ErrClientRefused.
+func tokenError(op string, err error, auth clientAuthChoice) error {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) && (re.ErrorCode == "invalid_client" || re.ErrorCode == "unauthorized_client") {
 		// authproxy's own credentials were refused: an operator's
 		// configuration problem, not the user's.
-		return fmt.Errorf("providers: %s: the IdP refused this client (%s): check AUTHPROXY_CLIENT_ID and AUTHPROXY_CLIENT_SECRET", op, re.ErrorCode)
+		return fmt.Errorf("%w: %s: the IdP refused this client (%s): %s", ErrClientRefused, op, re.ErrorCode, auth.refusedHint())
 	}
 	if errors.As(err, &re) && re.ErrorCode == "invalid_scope" {
 		return fmt.Errorf("providers: %s: the IdP refused the requested scopes (invalid_scope): check AUTHPROXY_SCOPES", op)

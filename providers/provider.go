@@ -30,6 +30,14 @@ var ErrTimeout = fmt.Errorf("%w: no answer in time", ErrUnavailable)
 // MaxResponseBytes. (A server error status is plain ErrUnavailable.)
 var ErrBadResponse = fmt.Errorf("%w: unusable answer", ErrUnavailable)
 
+// ErrClientRefused wraps a token endpoint's invalid_client or
+// unauthorized_client answer: the IdP works, the user did nothing wrong,
+// but it refused authproxy's own client authentication (client id, secret,
+// key or certificate). Only the operator can fix it; the message names the
+// variables to check. It wraps neither ErrRejected nor ErrUnavailable: a
+// refresh it stops does not end the session.
+var ErrClientRefused = errors.New("providers: client authentication refused by the IdP")
+
 // ErrDenied wraps ErrRejected for a sign-in whose token is genuine but whose
 // user a provider rule refuses: a Google account outside the hosted domain,
 // an Entra tenant not allowed, a GitHub user outside the organization or

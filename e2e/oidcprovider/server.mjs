@@ -25,6 +25,18 @@
 //                                  the user's claims come from the userinfo endpoint (oidc-provider's
 //                                  default, conformIdTokenClaims); default "false": they are in the ID
 //                                  token too, as most providers (Keycloak, Auth0, Okta) put them
+//   OP_CLIENT_AUTH                 the client's token_endpoint_auth_method instead of the secret's:
+//                                  "private_key_jwt" (with OP_CLIENT_JWKS) or "tls_client_auth" (with
+//                                  OP_CLIENT_TLS_SUBJECT_DN and the OP_MTLS_* listener)
+//   OP_CLIENT_JWKS                 the client's public JWKS (JSON) that its client assertions verify with
+//   OP_CLIENT_TLS_SUBJECT_DN       the client's tls_client_auth_subject_dn, e.g. CN=authproxy-op
+//   OP_MTLS_PORT                   with OP_MTLS_CERT, OP_MTLS_KEY and OP_MTLS_CA (PEM files): also serve
+//                                  https on 127.0.0.1:$OP_MTLS_PORT, asking every client for a certificate
+//                                  (verified against OP_MTLS_CA, refused by tls_client_auth unless it
+//                                  verifies), and publish it in discovery as RFC 8705 mtls_endpoint_aliases
+//                                  for the token endpoint; features.mTLS (tlsClientAuth) is then on and
+//                                  tls_client_auth is listed in token_endpoint_auth_methods_supported.
+//                                  Browsers keep using the plain http issuer.
 //
 // Users (any password is accepted: these are oidc-provider's development interactions):
 //   ada     ada@example.com    groups [admins staff]   $OP_GROUPS_CLAIM [ops:admins ops:staff]   roles [admin user]
@@ -62,7 +74,9 @@
 //   sid (the sid of the ID token), events {"http://schemas.openid.net/event/backchannel-logout": {}},
 //   jti, iat, exp: iat+120}; no nonce. Any answer but 200/204 is only logged ("event backchannel.error").
 import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as https from 'node:https';
 
 import Provider from 'oidc-provider';
 
@@ -160,6 +174,40 @@ async function findAccount(ctx, id) {
 const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
 const jwk = { ...privateKey.export({ format: 'jwk' }), kid: crypto.randomUUID(), use: 'sig', alg: 'RS256' };
 
+const clientAuth = env.OP_CLIENT_AUTH || '';
+if (!['', 'private_key_jwt', 'tls_client_auth'].includes(clientAuth)) {
+  console.error(`oidcprovider: OP_CLIENT_AUTH=${clientAuth} is neither private_key_jwt nor tls_client_auth`);
+  process.exit(2);
+}
+const mtls = env.OP_MTLS_PORT ? {
+  port: Number(env.OP_MTLS_PORT),
+  cert: fs.readFileSync(required('OP_MTLS_CERT')),
+  key: fs.readFileSync(required('OP_MTLS_KEY')),
+  ca: fs.readFileSync(required('OP_MTLS_CA')),
+} : undefined;
+
+function clientAuthentication() {
+  switch (clientAuth) {
+    case 'private_key_jwt':
+      return { token_endpoint_auth_method: 'private_key_jwt', jwks: JSON.parse(required('OP_CLIENT_JWKS')) };
+    case 'tls_client_auth':
+      return { token_endpoint_auth_method: 'tls_client_auth', tls_client_auth_subject_dn: required('OP_CLIENT_TLS_SUBJECT_DN') };
+    default:
+      return clientSecret
+        ? { client_secret: clientSecret, token_endpoint_auth_method: 'client_secret_basic' }
+        : { token_endpoint_auth_method: 'none' };
+  }
+}
+
+// The certificate the client presented on this request's TLS connection, as PEM.
+function peerCertificate(ctx) {
+  const socket = ctx.req.socket;
+  if (typeof socket.getPeerCertificate !== 'function') return undefined; // plain http
+  const peer = socket.getPeerCertificate();
+  if (!peer || !peer.raw) return undefined;
+  return new crypto.X509Certificate(peer.raw).toString();
+}
+
 const client = {
   client_id: clientId,
   redirect_uris: list('OP_REDIRECT_URIS'),
@@ -167,9 +215,7 @@ const client = {
   response_types: ['code'],
   grant_types: ['authorization_code', 'refresh_token'],
   scope: 'openid email profile groups roles offline_access',
-  ...(clientSecret
-    ? { client_secret: clientSecret, token_endpoint_auth_method: 'client_secret_basic' }
-    : { token_endpoint_auth_method: 'none' }),
+  ...clientAuthentication(),
   ...(env.OP_BACKCHANNEL_LOGOUT_URI
     ? { backchannel_logout_uri: env.OP_BACKCHANNEL_LOGOUT_URI, backchannel_logout_session_required: true }
     : {}),
@@ -201,7 +247,26 @@ const configuration = {
     rpInitiatedLogout: { enabled: true },
     backchannelLogout: { enabled: true },
     revocation: { enabled: true },
+    ...(mtls ? {
+      mTLS: {
+        enabled: true,
+        tlsClientAuth: true,
+        getCertificate: peerCertificate,
+        // Verified by the TLS layer against OP_MTLS_CA (requestCert, not rejectUnauthorized: a
+        // connection without a good certificate still reaches the endpoints that do not need one).
+        certificateAuthorized: (ctx) => ctx.req.socket.authorized === true,
+        certificateSubjectMatches: (ctx, property, expected) => {
+          const pem = peerCertificate(ctx);
+          if (property !== 'tls_client_auth_subject_dn' || !pem) return false;
+          return new crypto.X509Certificate(pem).subject === expected.replaceAll(',', '\n');
+        },
+      },
+    } : {}),
   },
+  ...(mtls ? {
+    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none', 'tls_client_auth'],
+    discovery: { mtls_endpoint_aliases: { token_endpoint: `https://127.0.0.1:${mtls.port}/token` } },
+  } : {}),
   // offline_access survives only with prompt=consent (oidc-provider drops it otherwise, as OpenID
   // Connect Core 11 allows); "always" issues a refresh token regardless, bound to the OP session
   // unless offline_access was granted (expiresWithSession's default).
@@ -254,7 +319,9 @@ provider.use(async (ctx, next) => {
     await next();
   } finally {
     const ms = Number(process.hrtime.bigint() - start) / 1e6;
-    console.log(`${new Date().toISOString()} ${ctx.method} ${ctx.originalUrl} ${ctx.status} ${ms.toFixed(1)}ms`);
+    // Requests on the OP_MTLS_PORT listener end in " mtls" and the client certificate's subject.
+    const tls = ctx.req.socket.encrypted ? ` mtls ${ctx.req.socket.getPeerCertificate()?.subject?.CN || '-'}` : '';
+    console.log(`${new Date().toISOString()} ${ctx.method} ${ctx.originalUrl} ${ctx.status} ${ms.toFixed(1)}ms${tls}`);
   }
 });
 
@@ -307,10 +374,25 @@ server.on('error', (err) => {
   process.exit(1);
 });
 
+const mtlsServer = mtls ? https.createServer({
+  cert: mtls.cert, key: mtls.key, ca: mtls.ca, requestCert: true, rejectUnauthorized: false,
+}, provider.callback()) : undefined;
+if (mtlsServer) {
+  mtlsServer.listen(mtls.port, '127.0.0.1', () => {
+    console.log(`${new Date().toISOString()} mutual TLS aliases on https://127.0.0.1:${mtls.port}`);
+  });
+  mtlsServer.on('error', (err) => {
+    console.error(`oidcprovider: ${err.message}`);
+    process.exit(1);
+  });
+}
+
 for (const signal of ['SIGTERM', 'SIGINT']) {
   process.on(signal, () => {
     server.close();
     server.closeAllConnections();
+    mtlsServer?.close();
+    mtlsServer?.closeAllConnections();
     process.exit(0);
   });
 }

@@ -1,0 +1,90 @@
+package authproxy
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/authproxy/authproxy/providers"
+)
+
+// clientAuth builds the token endpoint authentication that cfg configures
+// instead of a client secret: private_key_jwt with
+// AUTHPROXY_CLIENT_PRIVATE_KEY_FILE, tls_client_auth with
+// AUTHPROXY_CLIENT_TLS_CERT_FILE/_KEY_FILE, or nil for neither. It reads
+// the files each time: call it again to pick up a changed key or
+// certificate (and hand the result to providers.OIDC.SetClientAuth, or to a
+// new provider). The error names the variable to fix.
+func clientAuth(cfg *Config) (*providers.ClientAuth, error) {
+	auth, err := providers.NewClientAuth(providers.ClientAuthConfig{
+		ClientID:       cfg.ClientID,
+		PrivateKeyFile: cfg.ClientPrivateKeyFile,
+		KeyID:          cfg.ClientPrivateKeyID,
+		TLSCertFile:    cfg.ClientTLSCertFile,
+		TLSKeyFile:     cfg.ClientTLSKeyFile,
+	})
+	if err != nil {
+		return nil, errors.New(strings.TrimPrefix(err.Error(), "providers: "))
+	}
+	return auth, nil
+}
+
+// parseClientKeyFile checks at start that AUTHPROXY_CLIENT_PRIVATE_KEY_FILE
+// holds a key authproxy can sign with.
+func parseClientKeyFile(c *Config, v string) error {
+	c.ClientPrivateKeyFile = v
+	if v == "" {
+		return nil
+	}
+	raw, err := os.ReadFile(v)
+	if err != nil {
+		return fmt.Errorf("want a readable file: %w", err)
+	}
+	_, err = providers.ParseClientKey(raw)
+	return err
+}
+
+// checkClientAuth refuses the combinations of client credentials that
+// cannot work, naming the variable to fix: one method at a time, the TLS
+// certificate with its key, a kid only with a key, and no secret beside a
+// key or certificate. What the IdP supports is known only after discovery
+// (providers.OIDC.Discover says then).
+func (c *Config) checkClientAuth(failed map[string]bool) []error {
+	for _, name := range []string{"AUTHPROXY_CLIENT_ID", "AUTHPROXY_CLIENT_SECRET", "AUTHPROXY_CLIENT_PRIVATE_KEY_FILE",
+		"AUTHPROXY_CLIENT_PRIVATE_KEY_ID", "AUTHPROXY_CLIENT_TLS_CERT_FILE", "AUTHPROXY_CLIENT_TLS_KEY_FILE", "AUTHPROXY_PROVIDER"} {
+		if failed[name] {
+			return nil // said already
+		}
+	}
+	var errs []error
+	keySet, certSet, tlsKeySet := c.ClientPrivateKeyFile != "", c.ClientTLSCertFile != "", c.ClientTLSKeyFile != ""
+	other := ""
+	switch {
+	case keySet && (certSet || tlsKeySet):
+		errs = append(errs, errors.New("AUTHPROXY_CLIENT_PRIVATE_KEY_FILE: set it or AUTHPROXY_CLIENT_TLS_CERT_FILE/_KEY_FILE, not both: one client authentication method at a time"))
+	case certSet != tlsKeySet:
+		errs = append(errs, errors.New("AUTHPROXY_CLIENT_TLS_KEY_FILE: set both AUTHPROXY_CLIENT_TLS_CERT_FILE and AUTHPROXY_CLIENT_TLS_KEY_FILE, or neither"))
+	case keySet:
+		other = "AUTHPROXY_CLIENT_PRIVATE_KEY_FILE (private_key_jwt)"
+	case certSet:
+		other = "AUTHPROXY_CLIENT_TLS_CERT_FILE (tls_client_auth)"
+	}
+	if c.ClientPrivateKeyID != "" && !keySet {
+		errs = append(errs, errors.New("AUTHPROXY_CLIENT_PRIVATE_KEY_ID: only used with AUTHPROXY_CLIENT_PRIVATE_KEY_FILE"))
+	}
+	if c.ClientSecret != "" && other != "" {
+		errs = append(errs, fmt.Errorf("AUTHPROXY_CLIENT_SECRET: not used with %s: unset one of them", other))
+	}
+	if c.Provider == "github" && (keySet || certSet) {
+		errs = append(errs, errors.New("AUTHPROXY_PROVIDER: github authenticates clients only with AUTHPROXY_CLIENT_SECRET, not with a key or certificate"))
+	}
+	if len(errs) == 0 && certSet {
+		// Load the pair now: a certificate whose key does not match is
+		// known without the network.
+		if _, err := clientAuth(c); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
