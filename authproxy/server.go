@@ -224,15 +224,7 @@ func NewFromConfig(ctx context.Context, cfg *Config, log *slog.Logger, version s
 	if err != nil {
 		return nil, fmt.Errorf("authproxy: AUTHPROXY_TEMPLATES_DIR: %w", err)
 	}
-	keys := make([][]byte, len(cfg.CookieSecrets))
-	for i, k := range cfg.CookieSecrets {
-		keys[i] = []byte(k.Reveal())
-	}
-	sessionCodec, err := session.NewCodec(keys, cfg.SessionTTL)
-	if err != nil {
-		return nil, fmt.Errorf("authproxy: %w", err)
-	}
-	stateCodec, err := session.NewCodec(keys, stateTTL)
+	stateCodec, err := session.NewCodec(cookieKeys(cfg), stateTTL)
 	if err != nil {
 		return nil, fmt.Errorf("authproxy: %w", err)
 	}
@@ -240,19 +232,10 @@ func NewFromConfig(ctx context.Context, cfg *Config, log *slog.Logger, version s
 	if err != nil {
 		return nil, err
 	}
-	cookieOpts := session.CookieOptions{
-		Name:     cfg.CookieName,
-		Domain:   cfg.CookieDomain,
-		Path:     "/",
-		Secure:   cfg.CookieSecure,
-		SameSite: cfg.CookieSameSite,
-	}
-	var store session.Store
-	if cfg.SessionStore == "redis" {
-		store = session.NewTicketStore(backend, sessionCodec, cookieOpts, nil)
-	} else {
-		list := session.NewRevocationList(backend, cfg.SessionTTL, nil)
-		store = session.WithRevocation(session.NewCookieStore(sessionCodec, cookieOpts, nil), list)
+	store, err := newStore(cfg, backend)
+	if err != nil {
+		backend.Close()
+		return nil, err
 	}
 	provider, err := newProvider(cfg, log) // LoadConfig has already checked it
 	if err != nil {
@@ -262,7 +245,7 @@ func NewFromConfig(ctx context.Context, cfg *Config, log *slog.Logger, version s
 	if d, ok := provider.(providers.Discoverer); ok {
 		go d.DiscoverWithRetry(ctx)
 	}
-	return New(Options{
+	s, err := New(Options{
 		Config:     cfg,
 		Provider:   provider,
 		Store:      store,
@@ -273,4 +256,41 @@ func NewFromConfig(ctx context.Context, cfg *Config, log *slog.Logger, version s
 		Version:    version,
 		closer:     backend,
 	})
+	if err != nil {
+		return nil, err
+	}
+	if rb, ok := backend.(*session.RedisBackend); ok {
+		go s.watchRevocations(ctx, rb)
+	}
+	return s, nil
+}
+
+// cookieKeys returns the cookie secrets, the first sealing.
+func cookieKeys(cfg *Config) [][]byte {
+	keys := make([][]byte, len(cfg.CookieSecrets))
+	for i, k := range cfg.CookieSecrets {
+		keys[i] = []byte(k.Reveal())
+	}
+	return keys
+}
+
+// newStore builds the session store cfg describes, over backend: the one
+// the server serves with and `authproxy sessions` revokes in.
+func newStore(cfg *Config, backend session.Backend) (session.Store, error) {
+	sessionCodec, err := session.NewCodec(cookieKeys(cfg), cfg.SessionTTL)
+	if err != nil {
+		return nil, fmt.Errorf("authproxy: %w", err)
+	}
+	cookieOpts := session.CookieOptions{
+		Name:     cfg.CookieName,
+		Domain:   cfg.CookieDomain,
+		Path:     "/",
+		Secure:   cfg.CookieSecure,
+		SameSite: cfg.CookieSameSite,
+	}
+	if cfg.SessionStore == "redis" {
+		return session.NewTicketStore(backend, sessionCodec, cookieOpts, nil), nil
+	}
+	list := session.NewRevocationList(backend, cfg.SessionTTL, nil)
+	return session.WithRevocation(session.NewCookieStore(sessionCodec, cookieOpts, nil), list), nil
 }

@@ -59,9 +59,10 @@ func infoOf(sess *Session) Info {
 	return Info{CreatedAt: sess.CreatedAt, LastSeen: sess.LastSeen, ExpiresAt: sess.ExpiresAt, IdleTimeout: sess.IdleTimeout}
 }
 
-// normalEmail is the form of an email address that indexes and revocation
-// marks are keyed by: IdPs and operators differ in case.
-func normalEmail(email string) string {
+// NormalEmail returns email as indexes and revocation marks key it:
+// lower-cased, without surrounding space (IdPs and operators differ in
+// case).
+func NormalEmail(email string) string {
 	return strings.ToLower(strings.TrimSpace(email))
 }
 

@@ -15,7 +15,7 @@ const (
 	revokedSIDPrefix = "revoked-sid:" // + hashName(sid)
 	revokedSubPrefix = "revoked-sub:" // + hashName(sub)
 	revokedIDPrefix  = "revoked-id:"  // + hashName(Session.ID)
-	// + hashName(normalEmail(Session.Email))
+	// + hashName(NormalEmail(Session.Email))
 	revokedEmailPrefix = "revoked-email:"
 	// revokedAllKey marks every session created until then as revoked.
 	revokedAllKey = "revoked-all"
@@ -88,7 +88,7 @@ func (l *RevocationList) RevokeSubject(ctx context.Context, sub string) (int, er
 // regard to case) created until now. It cannot know how many sessions that
 // ends, and reports 0. email must not be empty.
 func (l *RevocationList) RevokeEmail(ctx context.Context, email string) (int, error) {
-	e := normalEmail(email)
+	e := NormalEmail(email)
 	if e == "" {
 		return 0, errors.New("session: revoke: empty email")
 	}
@@ -132,7 +132,7 @@ func (l *RevocationList) Revoked(ctx context.Context, sess *Session) (bool, erro
 		{revokedIDPrefix, sess.ID},
 		{revokedSIDPrefix, sess.SID},
 		{revokedSubPrefix, sess.Subject},
-		{revokedEmailPrefix, normalEmail(sess.Email)},
+		{revokedEmailPrefix, NormalEmail(sess.Email)},
 	} {
 		if c.name != "" {
 			keys = append(keys, c.prefix+hashName(c.name))

@@ -15,7 +15,7 @@ const (
 	infoKeyPrefix    = "info:"    // + ticket id: the session's Info, in clear, for Lister
 	sidKeyPrefix     = "sid:"     // + hashName(sid): set of ticket ids
 	subKeyPrefix     = "sub:"     // + hashName(sub): set of ticket ids
-	emailKeyPrefix   = "email:"   // + hashName(normalEmail(email)): set of ticket ids
+	emailKeyPrefix   = "email:"   // + hashName(NormalEmail(email)): set of ticket ids
 )
 
 // indexSlack keeps an index a little longer than the sessions it names.
@@ -265,7 +265,7 @@ func (s *TicketStore) update(ctx context.Context, w http.ResponseWriter, t *tick
 	if err != nil {
 		return err
 	}
-	if sess.SID != cur.SID || sess.Subject != cur.Subject || normalEmail(sess.Email) != normalEmail(cur.Email) || sess.ExpiresAt.After(cur.ExpiresAt) {
+	if sess.SID != cur.SID || sess.Subject != cur.Subject || NormalEmail(sess.Email) != NormalEmail(cur.Email) || sess.ExpiresAt.After(cur.ExpiresAt) {
 		// Rare: keep the indexes naming it, and living long enough.
 		if err := s.index(ctx, t.id, sess, now); err != nil {
 			return fmt.Errorf("session: save: %w", err)
@@ -314,7 +314,7 @@ func indexKeys(sess *Session) []string {
 	if sess.Subject != "" {
 		keys = append(keys, subKeyPrefix+hashName(sess.Subject))
 	}
-	if e := normalEmail(sess.Email); e != "" {
+	if e := NormalEmail(sess.Email); e != "" {
 		keys = append(keys, emailKeyPrefix+hashName(e))
 	}
 	return keys

@@ -29,7 +29,7 @@ func (s *TicketStore) writeInfo(ctx context.Context, id string, sess *Session, n
 // them with RevokeSubject or RevokeAll. On a backend failure it returns how
 // many it had deleted so far and the error; calling it again is safe.
 func (s *TicketStore) RevokeEmail(ctx context.Context, email string) (int, error) {
-	e := normalEmail(email)
+	e := NormalEmail(email)
 	if e == "" {
 		return 0, errors.New("session: revoke: empty email")
 	}
@@ -69,7 +69,7 @@ func (s *TicketStore) ListSubject(ctx context.Context, sub string) ([]Info, erro
 // without regard to case, oldest first. Sessions saved before the email
 // index existed are not in it; ListSubject finds them.
 func (s *TicketStore) ListEmail(ctx context.Context, email string) ([]Info, error) {
-	e := normalEmail(email)
+	e := NormalEmail(email)
 	if e == "" {
 		return nil, errors.New("session: list: empty email")
 	}
