@@ -3,6 +3,8 @@ package authproxy
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -90,5 +92,57 @@ func TestRevocationHeard(t *testing.T) {
 	}
 	if strings.Contains(logs, "ada@example.com") || strings.Contains(logs, "sub-bob") {
 		t.Errorf("a replica's log names the revoked user; the CLI's audit line does:\n%s", logs)
+	}
+}
+
+// TestStreamRecheckSeesRevocationElsewhere checks the fallback for a replica
+// that missed a revocation's announcement: its open stream's session is
+// revoked by another process (`authproxy sessions revoke`, with its own
+// store over the same backend, built as the command builds it), and the
+// stream's periodic re-check closes it.
+func TestStreamRecheckSeesRevocationElsewhere(t *testing.T) {
+	backend := session.NewMemoryBackend(nil)
+	e := newTestEnv(t, withBackend(backend))
+	e.srv.streams.recheck = 10 * time.Millisecond
+	sess := testSession()
+	rec := httptest.NewRecorder()
+	if err := e.srv.store.Save(rec, httptest.NewRequest(http.MethodGet, "/", nil), sess); err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest(http.MethodGet, "/events", nil)
+	for _, c := range rec.Result().Cookies() {
+		r.AddCookie(c)
+	}
+	ctx, done := e.srv.streams.track(context.Background(), sess)
+	defer done()
+	go e.srv.recheckStream(ctx, r, done)
+
+	// Another user's revocation leaves the stream open.
+	cli, err := newStore(e.cfg, backend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := cli.(session.AdminRevoker).RevokeEmail(context.Background(), "eve@example.com"); err != nil || n != 0 {
+		t.Fatalf("RevokeEmail(eve) = %d, %v", n, err)
+	}
+	for range 3 {
+		// Three re-checks' worth, each a chance to close it wrongly.
+		select {
+		case <-ctx.Done():
+			t.Fatal("the stream closed after another user's revocation")
+		case <-time.After(3 * e.srv.streams.recheck):
+		}
+	}
+
+	if n, err := cli.(session.AdminRevoker).RevokeEmail(context.Background(), "ADA@example.com"); err != nil || n != 1 {
+		t.Fatalf("RevokeEmail(ada) = %d, %v; want 1", n, err)
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream is still open after its session was revoked by another process")
+	}
+	if !strings.Contains(e.logs.String(), "closing a stream whose session ended elsewhere") {
+		t.Error("no log line for the closed stream")
 	}
 }

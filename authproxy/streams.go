@@ -16,6 +16,10 @@ import (
 // session is signed out, revoked or expires. Ordinary requests are not
 // tracked: they end by themselves.
 type streams struct {
+	// recheck is how often an open stream's session is looked up again:
+	// streamRecheck, or less in tests.
+	recheck time.Duration
+
 	mu   sync.Mutex
 	open map[*stream]struct{}
 }
@@ -25,7 +29,9 @@ type stream struct {
 	cancel context.CancelFunc
 }
 
-func newStreams() *streams { return &streams{open: map[*stream]struct{}{}} }
+func newStreams() *streams {
+	return &streams{recheck: streamRecheck, open: map[*stream]struct{}{}}
+}
 
 // isStream reports whether r asks for a response that may stay open:
 // a protocol upgrade (WebSocket) or an event stream.
@@ -71,7 +77,7 @@ const streamRecheck = 2 * time.Second
 // valid in the store, checking every streamRecheck until ctx ends. A store
 // that fails (Redis down) leaves the stream open.
 func (s *Server) recheckStream(ctx context.Context, r *http.Request, done func()) {
-	tick := time.NewTicker(streamRecheck)
+	tick := time.NewTicker(s.streams.recheck)
 	defer tick.Stop()
 	for {
 		select {
