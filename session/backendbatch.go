@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -23,7 +24,7 @@ var (
 // of the keyspace already scanned survives.
 func (b *RedisBackend) DeletePrefix(ctx context.Context, prefix string) (int, error) {
 	pattern := globEscape(b.prefix+prefix) + "*"
-	n := 0
+	var n atomic.Int64 // ForEachMaster calls one on every primary at once
 	one := func(ctx context.Context, c redis.UniversalClient) error {
 		var cursor uint64
 		for {
@@ -43,7 +44,7 @@ func (b *RedisBackend) DeletePrefix(ctx context.Context, prefix string) (int, er
 					return err
 				}
 				for _, cmd := range cmds {
-					n += int(cmd.(*redis.IntCmd).Val())
+					n.Add(cmd.(*redis.IntCmd).Val())
 				}
 			}
 			if cursor = next; cursor == 0 {
@@ -57,7 +58,7 @@ func (b *RedisBackend) DeletePrefix(ctx context.Context, prefix string) (int, er
 	} else {
 		err = one(ctx, b.client())
 	}
-	return n, redisErr("delete prefix", err)
+	return int(n.Load()), redisErr("delete prefix", err)
 }
 
 // globEscape escapes SCAN MATCH's special characters in s.
