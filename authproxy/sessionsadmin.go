@@ -149,9 +149,16 @@ func RunSessions(ctx context.Context, cfg *Config, q SessionsRequest, out io.Wri
 		return fmt.Errorf("authproxy sessions: cannot reach Redis (AUTHPROXY_REDIS_URL): %w", err)
 	}
 	if !q.Revoke {
-		return listSessions(ctx, cfg, store.(session.Lister), q, out)
+		l, ok := store.(session.Lister)
+		if !ok {
+			return fmt.Errorf("%w: the %s session store cannot list sessions", ErrSessionsOutOfReach, cfg.SessionStore)
+		}
+		return listSessions(ctx, cfg, l, q, out)
 	}
-	rv := store.(session.AdminRevoker)
+	rv, ok := store.(session.AdminRevoker)
+	if !ok {
+		return fmt.Errorf("%w: the %s session store cannot revoke sessions from outside the process", ErrSessionsOutOfReach, cfg.SessionStore)
+	}
 	started := time.Now()
 	var n int
 	switch {
