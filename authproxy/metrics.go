@@ -45,6 +45,9 @@ type metrics struct {
 	// rateLimited counts 429s by endpoint; rateLimits resolves each
 	// endpoint's counter once.
 	rateLimited *prometheus.CounterVec
+	// revocations counts the revocations `authproxy sessions revoke`
+	// announced, by how (sub, email, all).
+	revocations *prometheus.CounterVec
 }
 
 func newMetrics(version string) *metrics {
@@ -92,6 +95,13 @@ func newMetrics(version string) *metrics {
 			Name: "authproxy_rate_limited_total",
 			Help: "Requests refused with 429 by a per-address rate limit, by endpoint (start, callback, backchannel_logout).",
 		}, []string{"endpoint"}),
+		revocations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authproxy_session_revocations_total",
+			Help: "Revocations made with authproxy sessions revoke that this replica heard of, by how (sub, email, all); every replica counts each one.",
+		}, []string{"how"}),
+	}
+	for _, how := range []string{"sub", "email", "all"} {
+		m.revocations.WithLabelValues(how)
 	}
 	m.byOutcome = map[string]prometheus.Counter{}
 	for _, o := range []string{outcomeProxied, outcomePublic, outcomeSignIn, outcomeUnauth, outcomeForbidden, outcomeBadRequest, outcomeRateLimited, outcomeEndpoint, outcomeError} {
@@ -103,7 +113,7 @@ func newMetrics(version string) *metrics {
 	}, []string{"version", "goversion"})
 	build.WithLabelValues(version, runtime.Version()).Set(1)
 	m.reg.MustRegister(m.requests, m.inFlight, m.signIns, m.refreshes, m.storeTime, m.storeErrors,
-		m.upstream, m.logouts, m.tlsReloads, m.rateLimited, build,
+		m.upstream, m.logouts, m.tlsReloads, m.rateLimited, m.revocations, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -293,15 +293,7 @@ func NewFromConfig(ctx context.Context, cfg *Config, rt Runtime) (*Server, error
 	if err != nil {
 		return nil, fmt.Errorf("authproxy: AUTHPROXY_TEMPLATES_DIR: %w", err)
 	}
-	keys := make([][]byte, len(cfg.CookieSecrets))
-	for i, k := range cfg.CookieSecrets {
-		keys[i] = []byte(k.Reveal())
-	}
-	sessionCodec, err := session.NewCodec(keys, cfg.SessionTTL)
-	if err != nil {
-		return nil, fmt.Errorf("authproxy: %w", err)
-	}
-	stateCodec, err := session.NewCodec(keys, stateTTL)
+	stateCodec, err := session.NewCodec(cookieKeys(cfg), stateTTL)
 	if err != nil {
 		return nil, fmt.Errorf("authproxy: %w", err)
 	}
@@ -316,19 +308,12 @@ func NewFromConfig(ctx context.Context, cfg *Config, rt Runtime) (*Server, error
 		}
 		backend, closer = b, b
 	}
-	cookieOpts := session.CookieOptions{
-		Name:     cfg.CookieName,
-		Domain:   cfg.CookieDomain,
-		Path:     "/",
-		Secure:   cfg.CookieSecure,
-		SameSite: cfg.CookieSameSite,
-	}
-	var store session.Store
-	if cfg.SessionStore == "redis" {
-		store = session.NewTicketStore(backend, sessionCodec, cookieOpts, rt.Now)
-	} else {
-		list := session.NewRevocationList(backend, cfg.SessionTTL, rt.Now)
-		store = session.WithRevocation(session.NewCookieStore(sessionCodec, cookieOpts, rt.Now), list)
+	store, err := newStore(cfg, backend, rt.Now)
+	if err != nil {
+		if closer != nil {
+			closer.Close()
+		}
+		return nil, err
 	}
 	provider := rt.Provider
 	if provider == nil {
@@ -342,7 +327,7 @@ func NewFromConfig(ctx context.Context, cfg *Config, rt Runtime) (*Server, error
 			go d.DiscoverWithRetry(ctx)
 		}
 	}
-	return New(Options{
+	s, err := New(Options{
 		Config:     cfg,
 		Provider:   provider,
 		Store:      store,
@@ -355,4 +340,42 @@ func NewFromConfig(ctx context.Context, cfg *Config, rt Runtime) (*Server, error
 		Now:        rt.Now,
 		closer:     closer,
 	})
+	if err != nil {
+		return nil, err
+	}
+	if rb, ok := backend.(*session.RedisBackend); ok {
+		go s.watchRevocations(ctx, rb)
+	}
+	return s, nil
+}
+
+// cookieKeys returns the cookie secrets, the first sealing.
+func cookieKeys(cfg *Config) [][]byte {
+	keys := make([][]byte, len(cfg.CookieSecrets))
+	for i, k := range cfg.CookieSecrets {
+		keys[i] = []byte(k.Reveal())
+	}
+	return keys
+}
+
+// newStore builds the session store cfg describes, over backend: the one
+// the server serves with and `authproxy sessions` revokes in.
+// now is the stores' clock; nil means time.Now.
+func newStore(cfg *Config, backend session.Backend, now func() time.Time) (session.Store, error) {
+	sessionCodec, err := session.NewCodec(cookieKeys(cfg), cfg.SessionTTL)
+	if err != nil {
+		return nil, fmt.Errorf("authproxy: %w", err)
+	}
+	cookieOpts := session.CookieOptions{
+		Name:     cfg.CookieName,
+		Domain:   cfg.CookieDomain,
+		Path:     "/",
+		Secure:   cfg.CookieSecure,
+		SameSite: cfg.CookieSameSite,
+	}
+	if cfg.SessionStore == "redis" {
+		return session.NewTicketStore(backend, sessionCodec, cookieOpts, now), nil
+	}
+	list := session.NewRevocationList(backend, cfg.SessionTTL, now)
+	return session.WithRevocation(session.NewCookieStore(sessionCodec, cookieOpts, now), list), nil
 }

@@ -16,6 +16,10 @@ import (
 // session is signed out, revoked or expires. Ordinary requests are not
 // tracked: they end by themselves.
 type streams struct {
+	// recheck is how often an open stream's session is looked up again:
+	// streamRecheck, or less in tests.
+	recheck time.Duration
+
 	mu   sync.Mutex
 	open map[*stream]struct{}
 }
@@ -25,7 +29,9 @@ type stream struct {
 	cancel context.CancelFunc
 }
 
-func newStreams() *streams { return &streams{open: map[*stream]struct{}{}} }
+func newStreams() *streams {
+	return &streams{recheck: streamRecheck, open: map[*stream]struct{}{}}
+}
 
 // isStream reports whether r asks for a response that may stay open:
 // a protocol upgrade (WebSocket) or an event stream.
@@ -61,15 +67,17 @@ func (ss *streams) track(ctx context.Context, sess *session.Session) (context.Co
 }
 
 // streamRecheck is how often an open stream's session is looked up again,
-// so that a sign-out or revocation handled by another replica (which cannot
-// reach this process's streams) still closes it.
-const streamRecheck = 5 * time.Second
+// so that a sign-out or revocation handled by another replica or by
+// `authproxy sessions revoke` (which cannot reach this process's streams)
+// still closes it within 5 s, even when this process missed the
+// revocation's announcement: one store read per open stream every 2 s.
+const streamRecheck = 2 * time.Second
 
 // recheckStream closes a stream (calls done) once r's session is no longer
 // valid in the store, checking every streamRecheck until ctx ends. A store
 // that fails (Redis down) leaves the stream open.
 func (s *Server) recheckStream(ctx context.Context, r *http.Request, done func()) {
-	tick := time.NewTicker(streamRecheck)
+	tick := time.NewTicker(s.streams.recheck)
 	defer tick.Stop()
 	for {
 		select {

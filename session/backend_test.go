@@ -376,3 +376,13 @@ func (failingBackend) AddToSet(context.Context, string, string, time.Duration) e
 func (failingBackend) RemoveFromSet(context.Context, string, string) error           { return errDown }
 func (failingBackend) SetMembers(context.Context, string) ([]string, error)          { return nil, errDown }
 func (failingBackend) Ping(context.Context) error                                    { return errDown }
+
+func (b *recordingBackend) DeletePrefix(ctx context.Context, prefix string) (int, error) {
+	b.record("DeletePrefix")
+	return b.Backend.(prefixDeleter).DeletePrefix(ctx, prefix)
+}
+
+func (b *recordingBackend) GetEach(ctx context.Context, keys []string) ([][]byte, error) {
+	b.record("GetEach")
+	return b.Backend.(multiGetter).GetEach(ctx, keys)
+}

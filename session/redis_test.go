@@ -270,6 +270,46 @@ func TestRedisSingle(t *testing.T) {
 		if revoked, err := list.Revoked(ctx, sess); err != nil || !revoked {
 			t.Errorf("Revoked = %v, %v; want true", revoked, err)
 		}
+		// Email and all marks, read in one pipeline.
+		eve := &Session{ID: "y", Subject: "eve", Email: "Eve@Example.com", CreatedAt: testNow.Add(-time.Minute)}
+		if revoked, err := list.Revoked(ctx, eve); err != nil || revoked {
+			t.Errorf("Revoked(eve) before = %v, %v; want false", revoked, err)
+		}
+		if _, err := list.RevokeEmail(ctx, "eve@example.com"); err != nil {
+			t.Fatal(err)
+		}
+		if revoked, err := list.Revoked(ctx, eve); err != nil || !revoked {
+			t.Errorf("Revoked(eve) after RevokeEmail = %v, %v; want true", revoked, err)
+		}
+		mallory := &Session{ID: "z", Subject: "mallory", CreatedAt: testNow.Add(-time.Minute)}
+		if _, err := list.RevokeAll(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if revoked, err := list.Revoked(ctx, mallory); err != nil || !revoked {
+			t.Errorf("Revoked(mallory) after RevokeAll = %v, %v; want true", revoked, err)
+		}
+	})
+
+	t.Run("delete prefix", func(t *testing.T) {
+		ctx := context.Background()
+		b, _ := kit.new(t, nil)
+		rb := b.(*RedisBackend)
+		for _, k := range []string{"a*b:1", "a*b:2", "axb:1", "a*c:1"} {
+			if err := b.Set(ctx, k, []byte("v"), time.Hour); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n, err := rb.DeletePrefix(ctx, "a*b:")
+		if err != nil || n != 2 {
+			t.Fatalf("DeletePrefix(a*b:) = %d, %v; want 2", n, err)
+		}
+		vals, err := rb.GetEach(ctx, []string{"a*b:1", "axb:1", "a*c:1", "none"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if vals[0] != nil || string(vals[1]) != "v" || string(vals[2]) != "v" || vals[3] != nil {
+			t.Errorf("after DeletePrefix(a*b:): %q; want only a*b: keys gone (the * taken literally)", vals)
+		}
 	})
 }
 

@@ -15,11 +15,16 @@ const (
 	revokedSIDPrefix = "revoked-sid:" // + hashName(sid)
 	revokedSubPrefix = "revoked-sub:" // + hashName(sub)
 	revokedIDPrefix  = "revoked-id:"  // + hashName(Session.ID)
+	// + hashName(NormalEmail(Session.Email))
+	revokedEmailPrefix = "revoked-email:"
+	// revokedAllKey marks every session created until then as revoked.
+	revokedAllKey = "revoked-all"
 )
 
 // RevocationList records, in a Backend, which sessions have been revoked:
-// those of an IdP session (sid) or of a user (subject) created at or
-// before the time of the revocation, and single sessions signed out of.
+// those of an IdP session (sid), of a user (subject or email) or every
+// session, created at or before the time of the revocation, and single
+// sessions signed out of.
 // It gives the cookie store what it cannot do alone (see WithRevocation).
 //
 // Revocation times come from the list's clock and are compared with
@@ -37,8 +42,8 @@ type RevocationList struct {
 }
 
 var (
-	_ Revoker = (*RevocationList)(nil)
-	_ Pinger  = (*RevocationList)(nil)
+	_ AdminRevoker = (*RevocationList)(nil)
+	_ Pinger       = (*RevocationList)(nil)
 )
 
 // NewRevocationList returns a RevocationList kept in backend, which must
@@ -79,6 +84,23 @@ func (l *RevocationList) RevokeSubject(ctx context.Context, sub string) (int, er
 	return 0, l.mark(ctx, revokedSubPrefix+hashName(sub), l.ttl)
 }
 
+// RevokeEmail revokes every session with Email email (compared without
+// regard to case) created until now. It cannot know how many sessions that
+// ends, and reports 0. email must not be empty.
+func (l *RevocationList) RevokeEmail(ctx context.Context, email string) (int, error) {
+	e := NormalEmail(email)
+	if e == "" {
+		return 0, errors.New("session: revoke: empty email")
+	}
+	return 0, l.mark(ctx, revokedEmailPrefix+hashName(e), l.ttl)
+}
+
+// RevokeAll revokes every session created until now. It cannot know how
+// many sessions that ends, and reports 0.
+func (l *RevocationList) RevokeAll(ctx context.Context) (int, error) {
+	return 0, l.mark(ctx, revokedAllKey, l.ttl)
+}
+
 // revokeSession revokes the one session sess, until it would have expired.
 func (l *RevocationList) revokeSession(ctx context.Context, sess *Session) error {
 	ttl := sess.ExpiresAt.Sub(l.now()) + indexSlack
@@ -97,26 +119,32 @@ func (l *RevocationList) mark(ctx context.Context, key string, ttl time.Duration
 	return nil
 }
 
-// Revoked reports whether sess has been revoked: by its ID, or by its SID
-// or Subject at or after its CreatedAt. An error means the backend failed
-// (or holds something it should not), not that sess is revoked; callers
-// must not treat the session as valid then.
+// Revoked reports whether sess has been revoked: by its ID, or by its SID,
+// Subject or Email, or by a revocation of every session, at or after its
+// CreatedAt. The marks are read in one round trip when the backend can
+// (RedisBackend, MemoryBackend). An error means the backend failed (or
+// holds something it should not), not that sess is revoked; callers must
+// not treat the session as valid then.
 func (l *RevocationList) Revoked(ctx context.Context, sess *Session) (bool, error) {
-	checks := []struct{ prefix, name string }{
+	keys := make([]string, 0, 5)
+	keys = append(keys, revokedAllKey)
+	for _, c := range []struct{ prefix, name string }{
 		{revokedIDPrefix, sess.ID},
 		{revokedSIDPrefix, sess.SID},
 		{revokedSubPrefix, sess.Subject},
+		{revokedEmailPrefix, NormalEmail(sess.Email)},
+	} {
+		if c.name != "" {
+			keys = append(keys, c.prefix+hashName(c.name))
+		}
 	}
-	for _, c := range checks {
-		if c.name == "" {
+	vals, err := getEach(ctx, l.backend, keys)
+	if err != nil {
+		return false, fmt.Errorf("session: revocation check: %w", err)
+	}
+	for _, v := range vals {
+		if v == nil {
 			continue
-		}
-		v, err := l.backend.Get(ctx, c.prefix+hashName(c.name))
-		if errors.Is(err, ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return false, fmt.Errorf("session: revocation check: %w", err)
 		}
 		ns, err := strconv.ParseInt(string(v), 10, 64)
 		if err != nil {
@@ -143,10 +171,10 @@ type RevocableStore struct {
 }
 
 var (
-	_ Store       = (*RevocableStore)(nil)
-	_ Revoker     = (*RevocableStore)(nil)
-	_ Pinger      = (*RevocableStore)(nil)
-	_ CookieOwner = (*RevocableStore)(nil)
+	_ Store        = (*RevocableStore)(nil)
+	_ AdminRevoker = (*RevocableStore)(nil)
+	_ Pinger       = (*RevocableStore)(nil)
+	_ CookieOwner  = (*RevocableStore)(nil)
 )
 
 // WithRevocation returns store, whose sessions Load now checks against
@@ -157,8 +185,8 @@ var (
 // malware, a shared computer, a leaked log) stays valid until ExpiresAt,
 // and it has no record of sessions by sid or subject for back-channel
 // logout. Wrapped, a copied cookie stops working at sign-out, and the
-// RevocableStore implements Revoker. The price is up to three backend reads
-// on every Load; when the backend fails, Load fails with an error that does
+// RevocableStore implements Revoker and AdminRevoker. The price is a read of
+// up to five marks on every Load, in one round trip with Redis; when the backend fails, Load fails with an error that does
 // not wrap ErrNotFound (never letting a possibly revoked session through).
 //
 // The TicketStore needs no wrapping: it deletes sessions itself.
@@ -214,6 +242,17 @@ func (s *RevocableStore) RevokeSID(ctx context.Context, sid string) (int, error)
 // RevocationList.RevokeSubject.
 func (s *RevocableStore) RevokeSubject(ctx context.Context, sub string) (int, error) {
 	return s.list.RevokeSubject(ctx, sub)
+}
+
+// RevokeEmail revokes every session with Email email; see
+// RevocationList.RevokeEmail.
+func (s *RevocableStore) RevokeEmail(ctx context.Context, email string) (int, error) {
+	return s.list.RevokeEmail(ctx, email)
+}
+
+// RevokeAll revokes every session; see RevocationList.RevokeAll.
+func (s *RevocableStore) RevokeAll(ctx context.Context) (int, error) {
+	return s.list.RevokeAll(ctx)
 }
 
 // Ping reports whether the revocation list's backend, and the wrapped store

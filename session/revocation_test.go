@@ -93,7 +93,9 @@ func TestRevocationList(t *testing.T) {
 	otherSID := mk("c", "ada", "sid-2", -time.Minute)
 	bob := mk("d", "bob", "sid-3", -time.Minute)
 	noSID := mk("e", "bob", "", -time.Minute)
-	all := []*Session{before, sameSIDAfter, otherSID, bob, noSID}
+	carol := mk("f", "carol", "", -time.Minute)
+	carol.Email = "Carol@Example.com"
+	all := []*Session{before, sameSIDAfter, otherSID, bob, noSID, carol}
 
 	steps := []struct {
 		name    string
@@ -105,6 +107,10 @@ func TestRevocationList(t *testing.T) {
 		{"sid", func() error { _, err := list.RevokeSID(ctx, "sid-1"); return err }, 0, []*Session{before}},
 		{"subject", func() error { _, err := list.RevokeSubject(ctx, "bob"); return err }, 0, []*Session{before, bob, noSID}},
 		{"one session", func() error { return list.revokeSession(ctx, otherSID) }, 0, []*Session{before, otherSID, bob, noSID}},
+		{"email, in another case", func() error { _, err := list.RevokeEmail(ctx, " carol@EXAMPLE.com"); return err }, 0, []*Session{before, otherSID, bob, noSID, carol}},
+		// Every session created until now: not sameSIDAfter, created later.
+		{"all", func() error { _, err := list.RevokeAll(ctx); return err }, time.Minute, []*Session{before, otherSID, bob, noSID, carol}},
+		{"all, a minute later", func() error { _, err := list.RevokeAll(ctx); return err }, 0, all},
 		{"at the end of the TTL", nil, 2 * time.Hour, nil},
 	}
 	for _, s := range steps {
@@ -127,6 +133,7 @@ func TestRevocationList(t *testing.T) {
 	for _, err := range []error{
 		func() error { _, err := list.RevokeSID(ctx, ""); return err }(),
 		func() error { _, err := list.RevokeSubject(ctx, ""); return err }(),
+		func() error { _, err := list.RevokeEmail(ctx, " "); return err }(),
 	} {
 		if err == nil {
 			t.Error("revoking an empty name succeeded")

@@ -9,7 +9,9 @@
 // gives the browser only a small ticket; it can end sessions for good.
 //
 // Stores that can do more say so by implementing Pinger (they depend on a
-// server), Revoker (back-channel logout) and CookieOwner.
+// server), Revoker (back-channel logout), AdminRevoker and Lister (an
+// operator's revocations and listings, from outside the serving process)
+// and CookieOwner.
 package session
 
 import (

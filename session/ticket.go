@@ -12,8 +12,10 @@ import (
 // Backend key families of the ticket store.
 const (
 	sessionKeyPrefix = "session:" // + ticket id: the encrypted session
+	infoKeyPrefix    = "info:"    // + ticket id: the session's Info, in clear, for Lister
 	sidKeyPrefix     = "sid:"     // + hashName(sid): set of ticket ids
 	subKeyPrefix     = "sub:"     // + hashName(sub): set of ticket ids
+	emailKeyPrefix   = "email:"   // + hashName(NormalEmail(email)): set of ticket ids
 )
 
 // indexSlack keeps an index a little longer than the sessions it names.
@@ -34,12 +36,14 @@ var errEnded = errors.New("session ended while in use")
 //
 // Unlike the cookie store, a TicketStore can end sessions for good: Clear
 // deletes the session, so a copied cookie stops working, and it implements
-// Revoker for back-channel logout, using an index of sessions by sid and by
-// subject kept in the backend. It implements Pinger: the proxy is not ready
-// while the backend does not answer.
+// Revoker for back-channel logout and AdminRevoker and Lister for operators,
+// using indexes of sessions by sid, by subject and by email kept in the
+// backend. It implements Pinger: the proxy is not ready while the backend
+// does not answer.
 //
 // Under the prefix a RedisBackend adds, it uses keys "session:<id>",
-// "sid:<hash>" and "sub:<hash>"; the caller may use the same backend for
+// "info:<id>" (the session's Info: times only, in clear), "sid:<hash>",
+// "sub:<hash>" and "email:<hash>"; the caller may use the same backend for
 // keys of its own under other prefixes. It is safe for concurrent use.
 type TicketStore struct {
 	backend Backend
@@ -50,10 +54,12 @@ type TicketStore struct {
 }
 
 var (
-	_ Store       = (*TicketStore)(nil)
-	_ Pinger      = (*TicketStore)(nil)
-	_ Revoker     = (*TicketStore)(nil)
-	_ CookieOwner = (*TicketStore)(nil)
+	_ Store        = (*TicketStore)(nil)
+	_ Pinger       = (*TicketStore)(nil)
+	_ Revoker      = (*TicketStore)(nil)
+	_ AdminRevoker = (*TicketStore)(nil)
+	_ Lister       = (*TicketStore)(nil)
+	_ CookieOwner  = (*TicketStore)(nil)
 )
 
 // NewTicketStore returns a TicketStore keeping sessions in backend and
@@ -169,7 +175,8 @@ func (s *TicketStore) fetch(ctx context.Context, t *ticket) (*Session, error) {
 // Otherwise (a new sign-in) Save first deletes the session the request's
 // ticket named, if any, so that a ticket planted in the browser before
 // sign-in opens nothing after it; then it stores sess under a new ticket,
-// indexes it by SID and Subject for RevokeSID and RevokeSubject, and sets
+// indexes it by SID, Subject and Email for the Revoke and List methods,
+// records its Info, and sets
 // the ticket cookie (expiring any cookie-store chunks the request carried).
 //
 // The backend entry lives until sess ends (ExpiresAt, or its idle timeout
@@ -234,6 +241,9 @@ func (s *TicketStore) Save(w http.ResponseWriter, r *http.Request, sess *Session
 	if err := s.index(ctx, t.id, sess, now); err != nil {
 		return fmt.Errorf("session: save: %w", err)
 	}
+	if err := s.writeInfo(ctx, t.id, sess, now); err != nil {
+		return fmt.Errorf("session: save: %w", err)
+	}
 	if err := s.backend.Set(ctx, sessionKeyPrefix+t.id, blob, sess.end().Sub(now)); err != nil {
 		return fmt.Errorf("session: save: %w", err)
 	}
@@ -255,7 +265,7 @@ func (s *TicketStore) update(ctx context.Context, w http.ResponseWriter, t *tick
 	if err != nil {
 		return err
 	}
-	if sess.SID != cur.SID || sess.Subject != cur.Subject || sess.ExpiresAt.After(cur.ExpiresAt) {
+	if sess.SID != cur.SID || sess.Subject != cur.Subject || NormalEmail(sess.Email) != NormalEmail(cur.Email) || sess.ExpiresAt.After(cur.ExpiresAt) {
 		// Rare: keep the indexes naming it, and living long enough.
 		if err := s.index(ctx, t.id, sess, now); err != nil {
 			return fmt.Errorf("session: save: %w", err)
@@ -267,6 +277,13 @@ func (s *TicketStore) update(ctx context.Context, w http.ResponseWriter, t *tick
 		return fmt.Errorf("session: save: %w", err)
 	case !ok:
 		return fmt.Errorf("session: save: %w", notFound(errEnded))
+	}
+	if infoOf(sess) != infoOf(cur) {
+		// After the session, so that a revoked one gains no Info; one
+		// revoked in between leaves Info that List ignores.
+		if err := s.writeInfo(ctx, t.id, sess, now); err != nil {
+			return fmt.Errorf("session: save: %w", err)
+		}
 	}
 	if c != nil {
 		http.SetCookie(w, c)
@@ -288,38 +305,46 @@ func (s *TicketStore) ticketCookie(t *ticket, sess *Session, now time.Time) (*ht
 	return c, nil
 }
 
-// index adds the ticket id to the sid and subject indexes of sess.
-func (s *TicketStore) index(ctx context.Context, id string, sess *Session, now time.Time) error {
-	ttl := sess.ExpiresAt.Sub(now) + indexSlack
+// indexKeys returns the keys of the indexes that name sess.
+func indexKeys(sess *Session) []string {
+	var keys []string
 	if sess.SID != "" {
-		if err := s.backend.AddToSet(ctx, sidKeyPrefix+hashName(sess.SID), id, ttl); err != nil {
-			return err
-		}
+		keys = append(keys, sidKeyPrefix+hashName(sess.SID))
 	}
 	if sess.Subject != "" {
-		if err := s.backend.AddToSet(ctx, subKeyPrefix+hashName(sess.Subject), id, ttl); err != nil {
+		keys = append(keys, subKeyPrefix+hashName(sess.Subject))
+	}
+	if e := NormalEmail(sess.Email); e != "" {
+		keys = append(keys, emailKeyPrefix+hashName(e))
+	}
+	return keys
+}
+
+// index adds the ticket id to the sid, subject and email indexes of sess.
+func (s *TicketStore) index(ctx context.Context, id string, sess *Session, now time.Time) error {
+	ttl := sess.ExpiresAt.Sub(now) + indexSlack
+	for _, key := range indexKeys(sess) {
+		if err := s.backend.AddToSet(ctx, key, id, ttl); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// remove deletes the session stored under id and, when its content sess is
-// known, its index entries.
+// remove deletes the session stored under id, its Info and, when its
+// content sess is known, its index entries.
 func (s *TicketStore) remove(ctx context.Context, id string, sess *Session) error {
 	if err := s.backend.Delete(ctx, sessionKeyPrefix+id); err != nil {
+		return err
+	}
+	if err := s.backend.Delete(ctx, infoKeyPrefix+id); err != nil {
 		return err
 	}
 	if sess == nil {
 		return nil // the indexes keep a stale id until they expire
 	}
-	if sess.SID != "" {
-		if err := s.backend.RemoveFromSet(ctx, sidKeyPrefix+hashName(sess.SID), id); err != nil {
-			return err
-		}
-	}
-	if sess.Subject != "" {
-		if err := s.backend.RemoveFromSet(ctx, subKeyPrefix+hashName(sess.Subject), id); err != nil {
+	for _, key := range indexKeys(sess) {
+		if err := s.backend.RemoveFromSet(ctx, key, id); err != nil {
 			return err
 		}
 	}
@@ -385,6 +410,9 @@ func (s *TicketStore) revoke(ctx context.Context, key string) (int, error) {
 		switch {
 		case err == nil:
 			if err := s.backend.Delete(ctx, sessionKeyPrefix+id); err != nil {
+				return n, fmt.Errorf("session: revoke: %w", err)
+			}
+			if err := s.backend.Delete(ctx, infoKeyPrefix+id); err != nil {
 				return n, fmt.Errorf("session: revoke: %w", err)
 			}
 			n++

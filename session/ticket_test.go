@@ -268,7 +268,6 @@ func testTicketStore(t *testing.T, kit backendKit) {
 		e.clock.Advance(time.Minute)
 		updated := *sess
 		updated.AccessToken = tokenText(t, 1000)
-		updated.LastSeen = e.clock.Now()
 		e.backend.take()
 		rec := saveVia(t, b, e.store, &updated)
 		if h := rec.Header().Values("Set-Cookie"); len(h) != 0 {
@@ -276,6 +275,15 @@ func testTicketStore(t *testing.T, kit backendKit) {
 		}
 		if calls := e.backend.take(); !slices.Equal(calls, []string{"Get", "Replace"}) {
 			t.Errorf("update made backend calls %v; want [Get Replace]", calls)
+		}
+		// A new LastSeen is recorded in the session's Info too.
+		updated.LastSeen = e.clock.Now()
+		saveVia(t, b, e.store, &updated)
+		if calls := e.backend.take(); !slices.Equal(calls, []string{"Get", "Replace", "Set"}) {
+			t.Errorf("update of LastSeen made backend calls %v; want [Get Replace Set]", calls)
+		}
+		if infos, err := e.store.ListSubject(ctx, sess.Subject); err != nil || len(infos) != 1 || !infos[0].LastSeen.Equal(updated.LastSeen) {
+			t.Errorf("ListSubject after the update = %+v, %v; want one session last seen %v", infos, err, updated.LastSeen)
 		}
 		got, err := e.store.Load(b.request())
 		if err != nil {
@@ -564,6 +572,104 @@ func testTicketStore(t *testing.T, kit backendKit) {
 		for _, secret := range []string{sess.IDToken[:20], sess.AccessToken[:20], sess.RefreshToken[:20], sess.Email, sess.Subject, sess.SID, sess.ID, "example.com"} {
 			if strings.Contains(dump, secret) {
 				t.Errorf("the backend reveals %q", secret)
+			}
+		}
+	})
+
+	t.Run("list and revoke by email and all", func(t *testing.T) {
+		e := newTicketEnv(t, kit)
+		ada := newSession(t, 100)
+		ada.Email = "Ada@Example.com"
+		adaAgain := newSession(t, 100)
+		adaAgain.Email, adaAgain.CreatedAt = "ada@example.com", testNow.Add(time.Second)
+		adaAgain.LastSeen, adaAgain.IdleTimeout = testNow.Add(time.Minute), 30*time.Minute
+		bob := newSession(t, 100)
+		bob.Subject, bob.User, bob.Email, bob.SID = "u-bob", "u-bob", "bob@example.com", "sid-bob"
+		browsers := map[*Session]*browser{}
+		for _, sess := range []*Session{ada, adaAgain, bob} {
+			browsers[sess] = newBrowser(t)
+			saveVia(t, browsers[sess], e.store, sess)
+		}
+		signedIn := func(sess *Session) bool {
+			t.Helper()
+			got, err := e.store.Load(browsers[sess].request())
+			if err != nil && !errors.Is(err, ErrNotFound) {
+				t.Fatalf("Load: %v", err)
+			}
+			return got != nil
+		}
+
+		infos, err := e.store.ListEmail(ctx, "ADA@example.com ")
+		if err != nil || len(infos) != 2 {
+			t.Fatalf("ListEmail = %+v, %v; want ada's two sessions", infos, err)
+		}
+		first, second := infos[0], infos[1]
+		if !first.CreatedAt.Equal(ada.CreatedAt) || !first.ExpiresAt.Equal(ada.ExpiresAt) || !first.LastSeen.IsZero() || !first.Ends().Equal(ada.ExpiresAt) {
+			t.Errorf("first session's info %+v; want created %v, expiring %v, never seen", first, ada.CreatedAt, ada.ExpiresAt)
+		}
+		if !second.CreatedAt.Equal(adaAgain.CreatedAt) || !second.LastSeen.Equal(adaAgain.LastSeen) || !second.Ends().Equal(adaAgain.LastSeen.Add(30*time.Minute)) {
+			t.Errorf("second session's info %+v; want created %v, seen %v, ending at its idle timeout", second, adaAgain.CreatedAt, adaAgain.LastSeen)
+		}
+		if first.Ref == "" || first.Ref == second.Ref || len(first.Ref) != infoRefLen {
+			t.Errorf("refs %q and %q; want two distinct ones of %d characters", first.Ref, second.Ref, infoRefLen)
+		}
+		for _, b := range browsers {
+			ticket := b.jar.Cookies(b.u)[0].Value
+			if strings.Contains(ticket, first.Ref) || strings.Contains(ticket, second.Ref) {
+				t.Error("a ref appears in a ticket cookie")
+			}
+		}
+		if infos, err := e.store.ListSubject(ctx, ada.Subject); err != nil || len(infos) != 2 {
+			t.Errorf("ListSubject = %+v, %v; want the same two sessions", infos, err)
+		}
+		if infos, err := e.store.ListEmail(ctx, "nobody@example.com"); err != nil || len(infos) != 0 {
+			t.Errorf("ListEmail of nobody = %+v, %v; want none", infos, err)
+		}
+
+		n, err := e.store.RevokeEmail(ctx, "ada@EXAMPLE.com")
+		if err != nil || n != 2 {
+			t.Fatalf("RevokeEmail = %d, %v; want 2", n, err)
+		}
+		if signedIn(ada) || signedIn(adaAgain) || !signedIn(bob) {
+			t.Errorf("after RevokeEmail: ada %v, ada again %v, bob %v; want only bob signed in", signedIn(ada), signedIn(adaAgain), signedIn(bob))
+		}
+		if infos, err := e.store.ListEmail(ctx, "ada@example.com"); err != nil || len(infos) != 0 {
+			t.Errorf("ListEmail after RevokeEmail = %+v, %v; want none", infos, err)
+		}
+		if n, err := e.store.RevokeEmail(ctx, "ada@example.com"); err != nil || n != 0 {
+			t.Errorf("RevokeEmail again = %d, %v; want 0", n, err)
+		}
+
+		// Another replica's revocation of every session, then a new sign-in.
+		carol := newSession(t, 100)
+		carol.Subject, carol.Email = "u-carol", "carol@example.com"
+		browsers[carol] = newBrowser(t)
+		saveVia(t, browsers[carol], e.store, carol)
+		n, err = e.newStore(t, CookieOptions{}, e.secret).RevokeAll(ctx)
+		if err != nil || n != 2 {
+			t.Fatalf("RevokeAll = %d, %v; want 2 (bob and carol)", n, err)
+		}
+		if signedIn(bob) || signedIn(carol) {
+			t.Error("a session survived RevokeAll")
+		}
+		for _, k := range e.dump() {
+			if strings.Contains(k, sessionKeyPrefix) || strings.Contains(k, infoKeyPrefix) {
+				t.Errorf("after RevokeAll the backend holds %s", k)
+			}
+		}
+		dave := newSession(t, 100)
+		browsers[dave] = newBrowser(t)
+		saveVia(t, browsers[dave], e.store, dave)
+		if !signedIn(dave) {
+			t.Error("a sign-in after RevokeAll does not load")
+		}
+		for _, f := range []func() (int, error){
+			func() (int, error) { return e.store.RevokeEmail(ctx, "") },
+			func() (int, error) { _, err := e.store.ListEmail(ctx, " "); return 0, err },
+			func() (int, error) { _, err := e.store.ListSubject(ctx, ""); return 0, err },
+		} {
+			if _, err := f(); err == nil {
+				t.Error("an empty name was accepted")
 			}
 		}
 	})

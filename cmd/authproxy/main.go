@@ -4,6 +4,7 @@
 //	authproxy           serve (configured by AUTHPROXY_* variables)
 //	authproxy check     validate the configuration and reach the IdP
 //	authproxy secret    print a fresh random cookie secret
+//	authproxy sessions  list or revoke users' sessions on every replica
 //	authproxy version   print the version
 package main
 
@@ -50,11 +51,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "policy":
 		return explain(args[1:], stdout, stderr)
+	case "sessions":
+		return sessions(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "authproxy", version)
 		return 0
 	}
-	fmt.Fprintf(stderr, "authproxy: unknown command %q; want no command (serve), check, policy explain, secret or version\n", cmd)
+	fmt.Fprintf(stderr, "authproxy: unknown command %q; want no command (serve), check, policy explain, secret, sessions or version\n", cmd)
 	return 2
 }
 
@@ -133,6 +136,31 @@ func explain(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	fmt.Fprint(stdout, p.Explain(args[1], args[2], id))
+	return 0
+}
+
+// sessions lists or revokes sessions from outside the serving processes:
+//
+//	authproxy sessions revoke (--sub S | --email E | --all)
+//	authproxy sessions list (--sub S | --email E)
+func sessions(args []string, stdout, stderr io.Writer) int {
+	req, err := authproxy.ParseSessionsArgs(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "%v\n%s\n", err, authproxy.SessionsUsage)
+		return 2
+	}
+	cfg, ok := loadConfig(stderr)
+	if !ok {
+		return 1
+	}
+	log := newLogger(cfg.LogFormat, stderr)
+	session.SetRedisLogger(log)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := authproxy.RunSessions(ctx, cfg, req, stdout, log); err != nil {
+		fmt.Fprintf(stderr, "%v\n", err)
+		return 1
+	}
 	return 0
 }
 

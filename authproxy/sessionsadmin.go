@@ -1,0 +1,285 @@
+package authproxy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/user"
+	"text/tabwriter"
+	"time"
+
+	"github.com/authproxy/authproxy/session"
+)
+
+// SessionsUsage is the usage of `authproxy sessions`.
+const SessionsUsage = "usage: authproxy sessions revoke (--sub S | --email E | --all)\n" +
+	"       authproxy sessions list (--sub S | --email E)"
+
+// ErrSessionsUsage is what ParseSessionsArgs returns, wrapped, for arguments
+// that are not SessionsUsage; the command should exit 2.
+var ErrSessionsUsage = errors.New("authproxy sessions: bad usage")
+
+// ErrSessionsOutOfReach is what RunSessions returns, wrapped, when the
+// configured store keeps sessions where no other process can reach them.
+var ErrSessionsOutOfReach = errors.New("authproxy sessions: out of reach")
+
+// SessionsRequest is one `authproxy sessions` command: list (Revoke false)
+// or revoke the sessions of one subject (Sub), of one email address
+// (Email), or every session (All, revoke only). Exactly one of Sub, Email
+// and All is set.
+type SessionsRequest struct {
+	Revoke bool
+	Sub    string
+	Email  string
+	All    bool
+}
+
+// by names what the request selects sessions by: sub, email or all.
+func (q SessionsRequest) by() string {
+	switch {
+	case q.All:
+		return "all"
+	case q.Email != "":
+		return "email"
+	}
+	return "sub"
+}
+
+// whose describes the sessions the request selects, for the operator.
+func (q SessionsRequest) whose() string {
+	switch {
+	case q.All:
+		return "every user"
+	case q.Email != "":
+		return "email " + q.Email
+	}
+	return "sub " + q.Sub
+}
+
+// ParseSessionsArgs parses the arguments after `authproxy sessions`. An
+// error wraps ErrSessionsUsage and says what is wrong.
+func ParseSessionsArgs(args []string) (SessionsRequest, error) {
+	bad := func(format string, a ...any) (SessionsRequest, error) {
+		return SessionsRequest{}, fmt.Errorf("%w: %s", ErrSessionsUsage, fmt.Sprintf(format, a...))
+	}
+	if len(args) == 0 {
+		return bad("want revoke or list")
+	}
+	var q SessionsRequest
+	switch args[0] {
+	case "revoke":
+		q.Revoke = true
+	case "list":
+	default:
+		return bad("unknown action %q; want revoke or list", args[0])
+	}
+	fs := flag.NewFlagSet("authproxy sessions "+args[0], flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&q.Sub, "sub", "", "the user's subject (the ID token's sub)")
+	fs.StringVar(&q.Email, "email", "", "the user's email address (any case)")
+	if q.Revoke {
+		fs.BoolVar(&q.All, "all", false, "every session of every user")
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		return bad("%v", err)
+	}
+	if fs.NArg() != 0 {
+		return bad("unexpected argument %q", fs.Arg(0))
+	}
+	q.Email = session.NormalEmail(q.Email)
+	set := 0
+	for _, on := range []bool{q.Sub != "", q.Email != "", q.All} {
+		if on {
+			set++
+		}
+	}
+	if set != 1 {
+		if q.Revoke {
+			return bad("want exactly one of --sub, --email and --all, each with a value")
+		}
+		return bad("want exactly one of --sub and --email, with a value")
+	}
+	return q, nil
+}
+
+// RunSessions lists or revokes sessions as q says, in the store cfg
+// describes, built as the server builds it: from outside every serving
+// process, on every replica at once. It writes the result for the operator
+// to out, and the audit line of a revocation (event "revoke") to log. After
+// a revocation it announces it to the running replicas (over Redis), which
+// count it (authproxy_session_revocations_total), log it and close the
+// revoked sessions' open streams at once; a replica that misses the
+// announcement closes them at its next check of the store.
+//
+// With the cookie store and no Redis, sessions live only in browsers and
+// each replica's memory: it returns an error wrapping ErrSessionsOutOfReach.
+// With the cookie store and Redis it revokes through the shared revocation
+// list (without a count) but cannot list.
+func RunSessions(ctx context.Context, cfg *Config, q SessionsRequest, out io.Writer, log *slog.Logger) error {
+	action := "listed"
+	if q.Revoke {
+		action = "revoked"
+	}
+	if !redisConfigured(cfg) {
+		return fmt.Errorf("%w: sessions cannot be %s from outside the process that serves them: "+
+			"with AUTHPROXY_SESSION_STORE=cookie and no AUTHPROXY_REDIS_URL each session lives only in its browser's cookie "+
+			"and each replica keeps its sign-outs in its own memory; set AUTHPROXY_REDIS_URL (a revocation list shared by every replica) "+
+			"or AUTHPROXY_SESSION_STORE=redis", ErrSessionsOutOfReach, action)
+	}
+	if !q.Revoke && cfg.SessionStore != "redis" {
+		return fmt.Errorf("%w: sessions cannot be listed with AUTHPROXY_SESSION_STORE=cookie: each lives only in its browser's cookie; "+
+			"they can be revoked (authproxy sessions revoke); to list them use AUTHPROXY_SESSION_STORE=redis", ErrSessionsOutOfReach)
+	}
+	backend, err := newBackend(cfg)
+	if err != nil {
+		return err
+	}
+	defer backend.Close()
+	store, err := newStore(cfg, backend, nil)
+	if err != nil {
+		return err
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := backend.Ping(pingCtx); err != nil {
+		return fmt.Errorf("authproxy sessions: cannot reach Redis (AUTHPROXY_REDIS_URL): %w", err)
+	}
+	if !q.Revoke {
+		l, ok := store.(session.Lister)
+		if !ok {
+			return fmt.Errorf("%w: the %s session store cannot list sessions", ErrSessionsOutOfReach, cfg.SessionStore)
+		}
+		return listSessions(ctx, cfg, l, q, out)
+	}
+	rv, ok := store.(session.AdminRevoker)
+	if !ok {
+		return fmt.Errorf("%w: the %s session store cannot revoke sessions from outside the process", ErrSessionsOutOfReach, cfg.SessionStore)
+	}
+	started := time.Now()
+	var n int
+	switch {
+	case q.All:
+		n, err = rv.RevokeAll(ctx)
+	case q.Email != "":
+		n, err = rv.RevokeEmail(ctx, q.Email)
+	default:
+		n, err = rv.RevokeSubject(ctx, q.Sub)
+	}
+	if err != nil {
+		return fmt.Errorf("authproxy sessions: revoking the sessions of %s (%d revoked before the failure; run it again): %w", q.whose(), n, err)
+	}
+	_, counted := store.(session.Lister)
+	attrs := []any{"event", "revoke", "by", q.by()}
+	if q.Sub != "" {
+		attrs = append(attrs, "sub", q.Sub)
+	}
+	if q.Email != "" {
+		attrs = append(attrs, "email", q.Email)
+	}
+	if counted {
+		attrs = append(attrs, "count", n)
+		fmt.Fprintf(out, "revoked %d %s of %s\n", n, plural(n, "session", "sessions"), q.whose())
+	} else {
+		attrs = append(attrs, "created_until", started.UTC().Format(time.RFC3339Nano))
+		fmt.Fprintf(out, "revoked every session of %s signed in until %s (the cookie store cannot count them)\n",
+			q.whose(), started.UTC().Format(time.RFC3339))
+	}
+	attrs = append(attrs, "store", cfg.SessionStore, "os_user", osUser())
+	log.Info("sessions revoked", attrs...)
+
+	if rb, ok := backend.(*session.RedisBackend); ok {
+		heard, err := announceRevocation(ctx, rb, q, n, counted)
+		switch {
+		case err != nil:
+			log.Warn("announcing the revocation to the running replicas failed; their open streams of these sessions close at their next check", "err", err)
+		case heard == 0:
+			fmt.Fprintln(out, "no running authproxy heard of it; open streams of these sessions close at their next check")
+		default:
+			fmt.Fprintf(out, "%d running authproxy %s heard of it and closed the open streams of these sessions\n", heard, plural(heard, "process", "processes"))
+		}
+	}
+	return nil
+}
+
+// listSessions writes the live sessions q selects as a table.
+func listSessions(ctx context.Context, cfg *Config, l session.Lister, q SessionsRequest, out io.Writer) error {
+	var infos []session.Info
+	var err error
+	if q.Email != "" {
+		infos, err = l.ListEmail(ctx, q.Email)
+	} else {
+		infos, err = l.ListSubject(ctx, q.Sub)
+	}
+	if err != nil {
+		return fmt.Errorf("authproxy sessions: listing the sessions of %s: %w", q.whose(), err)
+	}
+	fmt.Fprintf(out, "%d live %s of %s\n", len(infos), plural(len(infos), "session", "sessions"), q.whose())
+	if len(infos) == 0 {
+		return nil
+	}
+	idp := cfg.Provider
+	if cfg.Issuer != nil {
+		idp = cfg.Issuer.String()
+	}
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SESSION\tSIGNED IN\tLAST SEEN\tEXPIRES\tIDP")
+	for _, i := range infos {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", i.Ref, utcTime(i.CreatedAt), utcTime(i.LastSeen), utcTime(i.Ends()), idp)
+	}
+	return tw.Flush()
+}
+
+// utcTime formats t for a table: RFC 3339 in UTC, "-" when unknown.
+func utcTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// osUser names who ran the command, for the audit line.
+func osUser() string {
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return ""
+}
+
+// redisConfigured reports whether cfg names a Redis (URL, Sentinel or Cluster).
+func redisConfigured(cfg *Config) bool {
+	return cfg.RedisURL != "" || len(cfg.RedisSentinelAddrs) > 0 || len(cfg.RedisClusterAddrs) > 0
+}
+
+// announceRevocation tells the running replicas of a revocation and reports
+// how many heard it.
+func announceRevocation(ctx context.Context, rb *session.RedisBackend, q SessionsRequest, n int, counted bool) (int, error) {
+	b, err := json.Marshal(q.notice(n, counted))
+	if err != nil {
+		return 0, err
+	}
+	return rb.Publish(ctx, revocationChannel, b)
+}
+
+// notice is the announcement of q's revocation, which ended n sessions
+// when counted.
+func (q SessionsRequest) notice(n int, counted bool) revocationNotice {
+	notice := revocationNotice{By: q.by(), Count: n, Counted: counted}
+	switch {
+	case q.Email != "":
+		notice.Name = nameDigest(session.NormalEmail(q.Email))
+	case q.Sub != "":
+		notice.Name = nameDigest(q.Sub)
+	}
+	return notice
+}
