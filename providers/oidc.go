@@ -69,7 +69,8 @@ type OIDC struct {
 	log    *slog.Logger
 
 	found   atomic.Pointer[discovered]
-	mu      sync.Mutex // guards lastErr
+	live    atomic.Pointer[live] // what Reconfigure replaces
+	mu      sync.Mutex           // guards lastErr
 	lastErr error
 }
 
@@ -85,6 +86,9 @@ type discovered struct {
 	// it advertises authorization_response_iss_parameter_supported (RFC 9207).
 	issuerID     string
 	issParameter bool
+	// authMethods is token_endpoint_auth_methods_supported, from which the
+	// auth style of each token request follows (authStyle).
+	authMethods []string
 }
 
 // NewOIDC returns a provider that has not yet run discovery: call Discover,
@@ -109,6 +113,7 @@ func NewOIDC(cfg OIDCConfig) *OIDC {
 		log = slog.New(slog.DiscardHandler)
 	}
 	p := &OIDC{cfg: cfg, client: client, log: log}
+	p.live.Store(newLive(cfg))
 	p.lastErr = fmt.Errorf("%w: discovery has not run yet", ErrUnavailable)
 	return p
 }
@@ -148,6 +153,7 @@ func (p *OIDC) Discover(ctx context.Context) error {
 		issuer:       issuer,
 		issuerID:     extra.Issuer,
 		issParameter: extra.IssParameter,
+		authMethods:  extra.AuthMethods,
 		provider:     op,
 		oauth: oauth2.Config{
 			ClientID:     p.cfg.ClientID,
@@ -159,7 +165,7 @@ func (p *OIDC) Discover(ctx context.Context) error {
 		verifier:   op.Verifier(&oidc.Config{ClientID: p.cfg.ClientID, Now: p.cfg.Now, SkipIssuerCheck: issuer != nil}),
 		endSession: extra.EndSession,
 	}
-	d.oauth.Endpoint.AuthStyle = authStyle(p.cfg.ClientSecret, extra.AuthMethods)
+	d.oauth.Endpoint.AuthStyle = authStyle(p.cfg.ClientSecret, extra.AuthMethods) // oauthFor sets it per call
 	p.found.Store(d)
 	return nil
 }
@@ -294,7 +300,7 @@ func (p *OIDC) Exchange(ctx context.Context, code, verifier, nonce string) (*Ide
 		return nil, err
 	}
 	ctx = oidc.ClientContext(ctx, p.client)
-	tok, err := d.oauth.Exchange(ctx, code, oauth2.VerifierOption(verifier))
+	tok, err := d.oauthFor(p.live.Load()).Exchange(ctx, code, oauth2.VerifierOption(verifier))
 	if err != nil {
 		return nil, tokenError("exchanging code", err)
 	}
@@ -328,7 +334,7 @@ func (p *OIDC) Refresh(ctx context.Context, refreshToken string) (*Identity, err
 		return nil, err
 	}
 	ctx = oidc.ClientContext(ctx, p.client)
-	tok, err := d.oauth.TokenSource(ctx, &oauth2.Token{RefreshToken: refreshToken}).Token()
+	tok, err := d.oauthFor(p.live.Load()).TokenSource(ctx, &oauth2.Token{RefreshToken: refreshToken}).Token()
 	if err != nil {
 		return nil, tokenError("refreshing", err)
 	}
@@ -393,7 +399,7 @@ func (p *OIDC) identity(ctx context.Context, d *discovered, idt *oidc.IDToken, c
 		return nil, fmt.Errorf("%w: ID token has no %q claim to identify the user", ErrRejected, p.cfg.UserClaim)
 	}
 	id.Subject = idt.Subject
-	id.Extra = extraClaims(claims, p.cfg.ExtraClaims)
+	id.Extra = extraClaims(claims, p.live.Load().extraClaims)
 	id.IDToken = rawID
 	id.AccessToken = tok.AccessToken
 	id.RefreshToken = tok.RefreshToken
