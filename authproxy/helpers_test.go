@@ -58,6 +58,7 @@ type testEnv struct {
 	provider *providers.OIDC
 	store    *session.CookieStore
 	logs     *lockedBuffer
+	lookup   Lookup // the server's environment, for Reload
 }
 
 type envSetup struct {
@@ -140,7 +141,8 @@ func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
 		"AUTHPROXY_BACKCHANNEL_LOGOUT_RATE_LIMIT": testRateLimit,
 	}
 	maps.Copy(vars, setup.vars)
-	cfg, err := LoadConfig(mapLookup(vars))
+	e.lookup = mapLookup(vars)
+	cfg, err := LoadConfig(e.lookup)
 	if err != nil {
 		ln.Close()
 		t.Fatalf("LoadConfig: %v", err)
