@@ -87,9 +87,9 @@ func waitFor(t *testing.T, what string, cond func() bool) time.Duration {
 // keeps the session; SIGHUP reloads at once.
 func TestReloadWithoutRestart(t *testing.T) {
 	const (
-		apiForRoot = "rules:\n  - path: /api/\n    allow: {groups: [root]}\n  - path: /\n    allow: authenticated\n"
-		apiForAdmins  = "rules:\n  - path: /api/\n    allow: {groups: [admins]}\n  - path: /\n    allow: authenticated\n"
-		broken     = "rules:\n  - path: /api/\n    allow: [\n"
+		apiForRoot   = "rules:\n  - path: /api/\n    allow: {groups: [root]}\n  - path: /\n    allow: authenticated\n"
+		apiForAdmins = "rules:\n  - path: /api/\n    allow: {groups: [admins]}\n  - path: /\n    allow: authenticated\n"
+		broken       = "rules:\n  - path: /api/\n    allow: [\n"
 	)
 	ps := newProcSet(t)
 	proxy := newProxy(t, ps, "authproxy-reload")
