@@ -105,3 +105,21 @@ func TestReconfigureConcurrent(t *testing.T) {
 	}
 	t.Logf("%d of 50 refreshes went out with the other secret", refused)
 }
+
+// GitHub's provider starts with a wrong client secret, refused by GitHub;
+// once Reconfigure hands it the right one, the sign-in goes through.
+func TestGitHubReconfigureClientSecret(t *testing.T) {
+	g := newGitHubFake(t)
+	p := githubProvider(t, g, func(c *Config) { c.ClientSecret = "old-secret" })
+	if _, err := githubSignIn(t, g, p, nil); err == nil || !strings.Contains(err.Error(), "AUTHPROXY_CLIENT_SECRET") {
+		t.Fatalf("sign-in with a secret GitHub does not have: %v; want the refusal naming AUTHPROXY_CLIENT_SECRET", err)
+	}
+	cfg := p.cfg
+	cfg.ClientSecret = "gh-secret"
+	if err := p.Reconfigure(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := githubSignIn(t, g, p, nil); err != nil {
+		t.Errorf("sign-in after Reconfigure with GitHub's secret: %v", err)
+	}
+}
