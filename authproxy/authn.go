@@ -158,7 +158,8 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request) (*session.Sessi
 			return nil, err
 		}
 		if cacheable && s.current(r.Context()) == s.live.Load() {
-			// Not a session a reload's new keys may no longer open.
+			// Cached only while this request's keys are still in effect:
+			// a reload may have just dropped the secret that opened it.
 			s.cache.put(key, sess, gen)
 		}
 	}
