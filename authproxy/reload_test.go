@@ -407,3 +407,45 @@ func TestWatchConfigReloadsOnSIGHUPAndOnChange(t *testing.T) {
 		t.Errorf("GET /admin/users after the watched file changed: %d, want 200", got)
 	}
 }
+
+// The allow-lists and claim headers read from NAME_FILE take one item a
+// line (or comma-separated), skip blank and # lines, and are refused
+// together with the variable itself; a cookie secret file may list its
+// secrets one a line.
+func TestListFiles(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		writeConfigFile(t, p, content)
+		return p
+	}
+	other := base64.StdEncoding.EncodeToString([]byte("fedcba9876543210fedcba9876543210"))
+	c, err := loadWith(map[string]string{
+		"AUTHPROXY_ALLOWED_EMAILS_FILE":   file("emails", "# staff\nAda@Example.com\n\n  bob@example.com, eve@example.com\n"),
+		"AUTHPROXY_ALLOWED_GROUPS_FILE":   file("groups", "admins\r\nops\r\n"),
+		"AUTHPROXY_CLAIM_HEADERS_FILE":    file("claims", "X-Tenant=tid\n# X-Old=old\nX-Dept=department\n"),
+		"AUTHPROXY_COOKIE_SECRET":         "\x00unset",
+		"AUTHPROXY_COOKIE_SECRET_FILE":    file("secrets", other+"\n"+testCookieSecret+"\n"),
+		"AUTHPROXY_ALLOWED_EMAIL_DOMAINS": "example.org",
+	})
+	if err != nil {
+		t.Fatalf("LoadConfig: %v", err)
+	}
+	for _, tc := range []struct {
+		field     string
+		got, want any
+	}{
+		{"AllowedEmails", c.AllowedEmails, []string{"ada@example.com", "bob@example.com", "eve@example.com"}},
+		{"AllowedGroups", c.AllowedGroups, []string{"admins", "ops"}},
+		{"ClaimHeaders", c.ClaimHeaders, []ClaimHeader{{"X-Tenant", "tid"}, {"X-Dept", "department"}}},
+		{"CookieSecrets", len(c.CookieSecrets), 2},
+	} {
+		if fmt.Sprint(tc.got) != fmt.Sprint(tc.want) {
+			t.Errorf("%s = %v, want %v", tc.field, tc.got, tc.want)
+		}
+	}
+	_, err = loadWith(map[string]string{"AUTHPROXY_ALLOWED_GROUPS": "admins", "AUTHPROXY_ALLOWED_GROUPS_FILE": file("g2", "ops\n")})
+	if err == nil || !strings.Contains(err.Error(), "AUTHPROXY_ALLOWED_GROUPS: set either AUTHPROXY_ALLOWED_GROUPS or AUTHPROXY_ALLOWED_GROUPS_FILE, not both") {
+		t.Errorf("LoadConfig with both AUTHPROXY_ALLOWED_GROUPS and its _FILE: %v; want the error saying to set one", err)
+	}
+}
