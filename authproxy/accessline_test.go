@@ -135,7 +135,7 @@ func TestAccessLogThroughLogWriter(t *testing.T) {
 	out := &syncBuffer{}
 	l := NewLogWriter(out)
 	defer l.Close()
-	srv, err := New(Options{Config: e.cfg, Provider: e.provider, Store: e.store, StateCodec: e.srv.state,
+	srv, err := New(Options{Config: e.cfg, Provider: e.provider, Store: e.store, StateCodec: e.srv.current(context.Background()).state,
 		Templates: e.srv.pages, Logger: slog.New(slog.NewJSONHandler(l, nil)), AccessLog: l.Buffered()})
 	if err != nil {
 		t.Fatal(err)

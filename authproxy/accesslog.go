@@ -15,6 +15,9 @@ type requestInfo struct {
 	id      string
 	outcome string
 	user    string
+	// live is the configuration the request is served with, read once as
+	// it starts (Server.current).
+	live *live
 }
 
 type requestInfoKey struct{}
@@ -44,7 +47,7 @@ func setOutcome(r *http.Request, outcome, user string) {
 func (s *Server) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		ri := &requestInfo{id: requestID()}
+		ri := &requestInfo{id: requestID(), live: s.live.Load()}
 		w.Header().Set("X-Request-Id", ri.id)
 		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
 		s.metrics.inFlight.Inc()

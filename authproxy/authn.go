@@ -24,7 +24,8 @@ func (s *Server) protect(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	rule := s.cfg.Policy.Match(r.Method, clean)
+	pol := s.current(r.Context()).policy
+	rule := pol.Match(r.Method, clean)
 	if rule.Public() {
 		setOutcome(r, outcomePublic, "")
 		s.serveUpstream(w, r)
@@ -48,7 +49,7 @@ func (s *Server) protect(w http.ResponseWriter, r *http.Request) {
 		s.storeUnavailable(w, r, err)
 		return
 	}
-	if d := s.judge(rule, r.Method, clean, sess); !d.Allow {
+	if d := s.judge(pol, rule, r.Method, clean, sess); !d.Allow {
 		setOutcome(r, outcomeForbidden, sess.User)
 		s.forbidden(w, r, forbiddenMessage(d.Cause))
 		return
@@ -117,11 +118,11 @@ func (s *Server) cleanRequest(w http.ResponseWriter, r *http.Request) (string, b
 	return clean, true
 }
 
-// judge returns what rule, matched for this method and cleaned path (nil
-// when none matched), does with the signed-in user of sess, and writes the
-// audit line when it denies them.
-func (s *Server) judge(rule *policy.Rule, method, clean string, sess *session.Session) policy.Decision {
-	d := s.cfg.Policy.Judge(rule, &policy.Identity{Email: sess.Email, Groups: sess.Groups})
+// judge returns what rule of pol, matched for this method and cleaned path
+// (nil when none matched), does with the signed-in user of sess, and writes
+// the audit line when it denies them.
+func (s *Server) judge(pol *policy.Policy, rule *policy.Rule, method, clean string, sess *session.Session) policy.Decision {
+	d := pol.Judge(rule, &policy.Identity{Email: sess.Email, Groups: sess.Groups})
 	if !d.Allow {
 		var src string
 		if d.Rule != nil {
@@ -151,12 +152,14 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request) (*session.Sessi
 	if sess == nil {
 		start := time.Now()
 		var err error
-		sess, err = s.store.Load(r)
+		sess, err = s.current(r.Context()).store.Load(r)
 		s.metrics.observeStore("load", start, err != nil && !errors.Is(err, session.ErrNotFound))
 		if err != nil {
 			return nil, err
 		}
-		if cacheable {
+		if cacheable && s.current(r.Context()) == s.live.Load() {
+			// Cached only while this request's keys are still in effect:
+			// a reload may have just dropped the secret that opened it.
 			s.cache.put(key, sess, gen)
 		}
 	}
@@ -177,7 +180,7 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request) (*session.Sessi
 		// costs one store write a minute, not one per request.
 		touched := *sess
 		touched.LastSeen, touched.IdleTimeout = now, s.cfg.SessionIdleTimeout
-		err := s.store.Save(w, r, &touched)
+		err := s.current(r.Context()).store.Save(w, r, &touched)
 		s.cache.reset()
 		if err != nil {
 			if errors.Is(err, session.ErrNotFound) {
@@ -193,7 +196,7 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request) (*session.Sessi
 
 // clearSession ends the request's session in the store and the cache.
 func (s *Server) clearSession(w http.ResponseWriter, r *http.Request) {
-	_ = s.store.Clear(w, r)
+	_ = s.current(r.Context()).store.Clear(w, r)
 	s.cache.reset() // after Clear has recorded the revocation
 }
 

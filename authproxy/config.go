@@ -108,6 +108,11 @@ type Config struct {
 	ShutdownGrace                 time.Duration
 	LogFormat                     string
 	TemplatesDir                  string
+
+	// sums fingerprint each variable's value as LoadConfig read it (with
+	// the content of a watched file), so that a reload can tell which
+	// variables changed (reload.go). Never printed.
+	sums fingerprints
 }
 
 // Secret is a configuration value that must never be printed. Its String
@@ -140,13 +145,15 @@ type Lookup func(name string) (string, bool)
 // LoadConfig reads every AUTHPROXY_* variable through lookup, applies the
 // defaults and validates the result. It reports every problem at once, each
 // naming its variable; the error is nil only for a usable configuration.
-// A secret may also be given as NAME_FILE, the path of a file holding it.
+// A secret, an allow-list and AUTHPROXY_CLAIM_HEADERS may also be given as
+// NAME_FILE, the path of a file holding it.
 func LoadConfig(lookup Lookup) (*Config, error) {
-	c := &Config{}
+	c := &Config{sums: fingerprints{}}
 	var errs []error
 	failed := map[string]bool{}
 	for _, v := range variables {
 		raw, err := v.read(lookup)
+		c.sums[v.name] = v.fingerprint(raw, err)
 		if err == nil && raw == "" && v.required {
 			err = errors.New("required; " + v.help)
 		}
@@ -174,7 +181,7 @@ func LoadConfig(lookup Lookup) (*Config, error) {
 // read returns the variable's raw value, trimmed, or "" when it is unset.
 func (v variable) read(lookup Lookup) (string, error) {
 	val, ok := lookup(v.name)
-	if !v.secret {
+	if !v.secret && !v.file {
 		return strings.TrimSpace(val), nil
 	}
 	file, fok := lookup(v.name + "_FILE")
@@ -186,9 +193,25 @@ func (v variable) read(lookup Lookup) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("reading %s_FILE: %w", v.name, err)
 		}
+		if v.file {
+			return listFile(string(b)), nil
+		}
 		return strings.TrimRight(string(b), "\r\n"), nil
 	}
 	return strings.TrimSpace(val), nil
+}
+
+// listFile turns a list file's content (items one a line or
+// comma-separated; lines starting with # are comments) into the
+// comma-separated form of the variable.
+func listFile(content string) string {
+	var items []string
+	for line := range strings.Lines(content) {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			items = append(items, line)
+		}
+	}
+	return strings.Join(items, ", ")
 }
 
 // crossCheck validates rules that involve more than one variable, and fills

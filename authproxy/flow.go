@@ -41,7 +41,7 @@ func (s *Server) beginSignIn(w http.ResponseWriter, r *http.Request, rd string) 
 		return
 	}
 	name := s.stateCookieName(st.State)
-	sealed, err := s.state.Seal(name, st)
+	sealed, err := s.current(r.Context()).state.Seal(name, st)
 	if err != nil {
 		s.internalError(w, r, "sealing sign-in state", err)
 		return
@@ -124,7 +124,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	d := s.cfg.Policy.Admit(&policy.Identity{Email: id.Email, Groups: id.Groups})
+	d := s.current(r.Context()).policy.Admit(&policy.Identity{Email: id.Email, Groups: id.Groups})
 	reason, msg := d.Reason, forbiddenMessage(d.Cause)
 	if d.Allow && !s.emailTrusted(id) {
 		reason, msg = "email address not verified by the identity provider (email_verified is not true)", msgUnverified
@@ -137,7 +137,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess := s.newSession(id, s.now())
-	if err := s.store.Save(w, r, sess); err != nil {
+	if err := s.current(r.Context()).store.Save(w, r, sess); err != nil {
 		if errors.Is(err, session.ErrTooLarge) {
 			s.metrics.signIns.WithLabelValues("too_large").Inc()
 			s.log.Error("session too large for cookies", "event", "sign_in", "result", "too_large", "user", id.User, "groups", len(id.Groups))
@@ -224,7 +224,7 @@ func (s *Server) takeState(w http.ResponseWriter, r *http.Request, state string)
 		return st, false
 	}
 	http.SetCookie(w, s.stateCookie(name, "", -1))
-	if err := s.state.Open(name, c.Value, &st); err != nil {
+	if err := s.current(r.Context()).state.Open(name, c.Value, &st); err != nil {
 		return st, false
 	}
 	if subtle.ConstantTimeCompare([]byte(st.State), []byte(state)) != 1 {

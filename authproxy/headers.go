@@ -164,7 +164,7 @@ func deleteIdentityHeaders(h http.Header, claims ...map[string]bool) {
 // from every request before any handler sees it.
 func (s *Server) stripIdentityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		deleteIdentityHeaders(r.Header, s.claimHeaderNames)
+		deleteIdentityHeaders(r.Header, s.current(r.Context()).claimHeaderNames)
 		next.ServeHTTP(w, r)
 	})
 }

@@ -57,6 +57,7 @@ type testEnv struct {
 	provider *providers.OIDC
 	store    session.Store // the server's own, as NewFromConfig built it
 	logs     *lockedBuffer
+	lookup   Lookup // the server's environment, for Reload
 }
 
 type envSetup struct {
@@ -140,7 +141,8 @@ func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
 		"AUTHPROXY_BACKCHANNEL_LOGOUT_RATE_LIMIT": testRateLimit,
 	}
 	maps.Copy(vars, setup.vars)
-	cfg, err := LoadConfig(mapLookup(vars))
+	e.lookup = mapLookup(vars)
+	cfg, err := LoadConfig(e.lookup)
 	if err != nil {
 		ln.Close()
 		t.Fatalf("LoadConfig: %v", err)
@@ -167,7 +169,7 @@ func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.srv.Close() })
-	e.store = e.srv.store
+	e.store = e.srv.current(context.Background()).store
 	e.proxy = httptest.NewUnstartedServer(e.srv)
 	e.proxy.Listener.Close()
 	e.proxy.Listener = ln

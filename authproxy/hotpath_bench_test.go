@@ -380,7 +380,7 @@ func BenchmarkHeaders(b *testing.B) {
 		h := in.Header.Clone()
 		b.ReportAllocs()
 		for b.Loop() {
-			deleteIdentityHeaders(h, e.srv.claimHeaderNames)
+			deleteIdentityHeaders(h, e.srv.live.Load().claimHeaderNames)
 		}
 	})
 	b.Run("strip_spoofed", func(b *testing.B) {
@@ -391,7 +391,7 @@ func BenchmarkHeaders(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			h := spoofed.Clone()
-			deleteIdentityHeaders(h, e.srv.claimHeaderNames)
+			deleteIdentityHeaders(h, e.srv.live.Load().claimHeaderNames)
 			if len(h) != len(in.Header) {
 				b.Fatalf("%d headers left, want %d", len(h), len(in.Header))
 			}

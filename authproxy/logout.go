@@ -19,11 +19,12 @@ const maxLogoutBody = 64 << 10
 // too; otherwise it returns to ?rd= (a local path, else "/"), or without rd
 // to the signed-out page.
 func (s *Server) signOut(w http.ResponseWriter, r *http.Request) {
-	sess, err := s.store.Load(r)
+	store := s.current(r.Context()).store
+	sess, err := store.Load(r)
 	if err != nil && !errors.Is(err, session.ErrNotFound) {
 		s.log.Warn("session store failed at sign-out; clearing the cookie anyway", "err", err)
 	}
-	err = s.store.Clear(w, r)
+	err = store.Clear(w, r)
 	s.cache.reset() // after Clear has recorded the revocation
 	if err != nil {
 		// The browser's cookie is gone, but the store may still hold the
@@ -141,7 +142,7 @@ type revoker interface {
 // revoke ends the sessions a logout token names, in the store and in this
 // process's open streams.
 func (s *Server) revoke(ctx context.Context, tok *providers.LogoutToken) (int, error) {
-	rv, ok := s.store.(revoker)
+	rv, ok := s.current(ctx).store.(revoker)
 	if !ok {
 		return 0, errors.New("authproxy: session store cannot revoke sessions")
 	}

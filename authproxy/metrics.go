@@ -42,6 +42,8 @@ type metrics struct {
 	logouts     *prometheus.CounterVec
 	// tlsReloads counts loads of a changed TLS certificate, by result.
 	tlsReloads *prometheus.CounterVec
+	// configReloads counts configuration reloads, by result.
+	configReloads *prometheus.CounterVec
 	// rateLimited counts 429s by endpoint; rateLimits resolves each
 	// endpoint's counter once.
 	rateLimited *prometheus.CounterVec
@@ -91,6 +93,10 @@ func newMetrics(version string) *metrics {
 			Name: "authproxy_tls_certificate_reloads_total",
 			Help: "Loads of a changed AUTHPROXY_TLS_CERT_FILE/_KEY_FILE pair, by result (ok, error; an error keeps the old certificate).",
 		}, []string{"result"}),
+		configReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authproxy_config_reloads_total",
+			Help: "Configuration reloads (SIGHUP or a changed file), by result (ok, error; an error keeps the previous configuration).",
+		}, []string{"result"}),
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "authproxy_rate_limited_total",
 			Help: "Requests refused with 429 by a per-address rate limit, by endpoint (start, callback, backchannel_logout).",
@@ -103,6 +109,9 @@ func newMetrics(version string) *metrics {
 	for _, how := range []string{"sub", "email", "all"} {
 		m.revocations.WithLabelValues(how)
 	}
+	for _, result := range []string{"ok", "error"} {
+		m.configReloads.WithLabelValues(result) // shown at 0 from the start
+	}
 	m.byOutcome = map[string]prometheus.Counter{}
 	for _, o := range []string{outcomeProxied, outcomePublic, outcomeSignIn, outcomeUnauth, outcomeForbidden, outcomeBadRequest, outcomeRateLimited, outcomeEndpoint, outcomeError} {
 		m.byOutcome[o] = m.requests.WithLabelValues(o)
@@ -113,7 +122,7 @@ func newMetrics(version string) *metrics {
 	}, []string{"version", "goversion"})
 	build.WithLabelValues(version, runtime.Version()).Set(1)
 	m.reg.MustRegister(m.requests, m.inFlight, m.signIns, m.refreshes, m.storeTime, m.storeErrors,
-		m.upstream, m.logouts, m.tlsReloads, m.rateLimited, m.revocations, build,
+		m.upstream, m.logouts, m.tlsReloads, m.configReloads, m.rateLimited, m.revocations, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

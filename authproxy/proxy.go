@@ -128,7 +128,7 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest, target *url.URL) {
 		if s.cfg.PassAccessToken {
 			setHeader(h, headerAccessToken, sess.AccessToken)
 		}
-		for _, ch := range s.cfg.ClaimHeaders {
+		for _, ch := range s.current(pr.In.Context()).claimHeaders {
 			setHeader(h, ch.Header, sess.Extra[ch.Claim])
 		}
 		if s.identity != nil {

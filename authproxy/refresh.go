@@ -162,7 +162,7 @@ func (s *Server) refreshIfDue(w http.ResponseWriter, r *http.Request, sess *sess
 }
 
 func (s *Server) saveRefreshed(w http.ResponseWriter, r *http.Request, sess *session.Session) error {
-	err := s.store.Save(w, r, sess)
+	err := s.current(r.Context()).store.Save(w, r, sess)
 	s.cache.reset()
 	if err != nil {
 		return fmt.Errorf("authproxy: saving refreshed session: %w", err)
@@ -186,7 +186,7 @@ func (s *Server) refreshOnce(w http.ResponseWriter, r *http.Request, sess *sessi
 		if got := s.sharedRefreshResult(ctx, resultKey); got != nil {
 			return got, s.saveRefreshed(w, r, got)
 		}
-		if cur, err := s.store.Load(r); err == nil && cur.RefreshToken != sess.RefreshToken {
+		if cur, err := s.current(r.Context()).store.Load(r); err == nil && cur.RefreshToken != sess.RefreshToken {
 			return cur, nil // refreshed in place by another replica
 		}
 		ok, err := s.locker.SetNX(ctx, lockKey, []byte("1"), refreshTimeout)
@@ -245,7 +245,7 @@ func (s *Server) refreshOnce(w http.ResponseWriter, r *http.Request, sess *sessi
 		}
 		return nil, err
 	}
-	if sealed, err := s.state.Seal(refreshResultName, &n); err == nil {
+	if sealed, err := s.current(ctx).state.Seal(refreshResultName, &n); err == nil {
 		if err := s.locker.Set(ctx, resultKey, []byte(sealed), refreshedKeep); err != nil {
 			s.log.Warn("publishing the refresh result failed", "err", err)
 		}
@@ -272,7 +272,7 @@ func (s *Server) sharedRefreshResult(ctx context.Context, key string) *session.S
 		return nil
 	}
 	var n session.Session
-	if err := s.state.Open(refreshResultName, string(raw), &n); err != nil {
+	if err := s.current(ctx).state.Open(refreshResultName, string(raw), &n); err != nil {
 		return nil
 	}
 	return &n

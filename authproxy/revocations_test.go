@@ -106,7 +106,7 @@ func TestStreamRecheckSeesRevocationElsewhere(t *testing.T) {
 	e.srv.streams.recheck = 10 * time.Millisecond
 	sess := testSession()
 	rec := httptest.NewRecorder()
-	if err := e.srv.store.Save(rec, httptest.NewRequest(http.MethodGet, "/", nil), sess); err != nil {
+	if err := e.srv.current(context.Background()).store.Save(rec, httptest.NewRequest(http.MethodGet, "/", nil), sess); err != nil {
 		t.Fatal(err)
 	}
 	r := httptest.NewRequest(http.MethodGet, "/events", nil)
@@ -118,7 +118,7 @@ func TestStreamRecheckSeesRevocationElsewhere(t *testing.T) {
 	go e.srv.recheckStream(ctx, r, done)
 
 	// Another user's revocation leaves the stream open.
-	cli, err := newStore(e.cfg, backend, nil)
+	cli, _, err := newStore(e.cfg, backend, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

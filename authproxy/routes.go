@@ -111,7 +111,7 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 // pingStore reports whether the session store, if it depends on a server,
 // answers within readyTimeout.
 func (s *Server) pingStore(ctx context.Context) error {
-	p, ok := s.store.(session.Pinger)
+	p, ok := s.current(ctx).store.(session.Pinger)
 	if !ok {
 		return nil
 	}
@@ -144,6 +144,7 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 // global allow-lists are checked.
 func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) {
 	method, uri, known := s.originalRequest(r)
+	pol := s.current(r.Context()).policy
 	clean := ""
 	var rule *policy.Rule
 	if known {
@@ -159,7 +160,7 @@ func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusForbidden, map[string]string{"error": "forbidden", "message": "ambiguous method or path"})
 			return
 		}
-		if rule = s.cfg.Policy.Match(method, clean); rule.Public() {
+		if rule = pol.Match(method, clean); rule.Public() {
 			setOutcome(r, outcomePublic, "")
 			w.WriteHeader(http.StatusAccepted)
 			return
@@ -175,8 +176,8 @@ func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) {
 	}
 	var d policy.Decision
 	if known {
-		d = s.judge(rule, method, clean, sess)
-	} else if d = s.cfg.Policy.Admit(&policy.Identity{Email: sess.Email, Groups: sess.Groups}); !d.Allow {
+		d = s.judge(pol, rule, method, clean, sess)
+	} else if d = pol.Admit(&policy.Identity{Email: sess.Email, Groups: sess.Groups}); !d.Allow {
 		s.log.Info("access denied", "event", "denied", "user", sess.User, "path", authPath, "reason", d.Reason)
 	}
 	if !d.Allow {

@@ -37,8 +37,10 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/authproxy/authproxy/policy"
 	"github.com/authproxy/authproxy/providers"
 	"github.com/authproxy/authproxy/session"
 	"github.com/authproxy/authproxy/templates"
@@ -79,15 +81,52 @@ type Options struct {
 	AccessLog io.Writer
 
 	closer io.Closer // closed by Server.Close; set by NewFromConfig
+	// rebuild makes the session store and state codec of a reloaded
+	// configuration; set by NewFromConfig. Nil: a changed cookie secret
+	// needs a restart.
+	rebuild func(cfg *Config) (session.Store, *session.Codec, error)
+}
+
+// live is the part of a Server that a configuration reload replaces, all
+// of it at once. A request reads it once, as it starts (accessLog), and
+// uses that one throughout, so that no request sees half of an old and
+// half of a new configuration. It never changes once stored.
+type live struct {
+	policy *policy.Policy
+	store  session.Store
+	state  *session.Codec
+	// claimHeaders are AUTHPROXY_CLAIM_HEADERS, and claimHeaderNames their
+	// names, normalized.
+	claimHeaders     []ClaimHeader
+	claimHeaderNames map[string]bool
+}
+
+func newLive(cfg *Config, store session.Store, state *session.Codec) *live {
+	l := &live{policy: cfg.Policy, store: store, state: state, claimHeaders: cfg.ClaimHeaders, claimHeaderNames: map[string]bool{}}
+	for _, ch := range cfg.ClaimHeaders {
+		l.claimHeaderNames[normalizeHeaderName(ch.Header)] = true
+	}
+	return l
+}
+
+// current returns the live configuration of the request whose context ctx
+// is (or derives from), read when the request started; for work outside a
+// request, the one in effect now.
+func (s *Server) current(ctx context.Context) *live {
+	if ri, ok := ctx.Value(requestInfoKey{}).(*requestInfo); ok && ri.live != nil {
+		return ri.live
+	}
+	if l := s.live.Load(); l != nil {
+		return l
+	}
+	return &live{} // a Server not made by New
 }
 
 // Server serves authproxy's endpoints and proxies everything else.
 // Build it with New; it is safe for concurrent use.
 type Server struct {
-	cfg      *Config
+	cfg      *Config // as at start; what a reload changes is in live
 	provider providers.Provider
-	store    session.Store
-	state    *session.Codec
 	pages    *templates.Templates
 	log      *slog.Logger
 	now      func() time.Time
@@ -104,13 +143,17 @@ type Server struct {
 
 	identity *identitySigner // nil unless AUTHPROXY_UPSTREAM_JWT
 	bearers  bearerCache
-	// claimHeaderNames are AUTHPROXY_CLAIM_HEADERS' names, normalized.
-	claimHeaderNames map[string]bool
-	closer           io.Closer
+	closer   io.Closer
 	// accessOut receives access-log lines as JSON (nil: through log), and
 	// lineBuffers are the buffers they are formatted in.
 	accessOut   io.Writer
 	lineBuffers sync.Pool
+
+	// live is what a configuration reload replaces, in one step; a request
+	// reads it once (current).
+	live atomic.Pointer[live]
+	// reload serializes reloads and holds what they compare against.
+	reload reloadState
 
 	storeFailures *logThrottle // "session store failed"
 	idpNotReady   *logThrottle // /readyz's causes for the IdP
@@ -125,8 +168,6 @@ func New(opts Options) (*Server, error) {
 	s := &Server{
 		cfg:      opts.Config,
 		provider: opts.Provider,
-		store:    opts.Store,
-		state:    opts.StateCodec,
 		pages:    opts.Templates,
 		log:      opts.Logger,
 		now:      opts.Now,
@@ -151,10 +192,8 @@ func New(opts Options) (*Server, error) {
 	if c := opts.Config; c.SessionStore == "cookie" && c.RedisURL == "" && len(c.RedisSentinelAddrs) == 0 && len(c.RedisClusterAddrs) == 0 {
 		s.cache = newSessionCache(c.CookieName)
 	}
-	s.claimHeaderNames = map[string]bool{}
-	for _, ch := range opts.Config.ClaimHeaders {
-		s.claimHeaderNames[normalizeHeaderName(ch.Header)] = true
-	}
+	s.live.Store(newLive(opts.Config, opts.Store, opts.StateCodec))
+	s.reload.applied, s.reload.rebuild = opts.Config, opts.rebuild
 
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -293,10 +332,6 @@ func NewFromConfig(ctx context.Context, cfg *Config, rt Runtime) (*Server, error
 	if err != nil {
 		return nil, fmt.Errorf("authproxy: AUTHPROXY_TEMPLATES_DIR: %w", err)
 	}
-	stateCodec, err := session.NewCodec(cookieKeys(cfg), stateTTL)
-	if err != nil {
-		return nil, fmt.Errorf("authproxy: %w", err)
-	}
 	var backend session.Backend
 	var closer io.Closer
 	if rt.Backend != nil {
@@ -308,19 +343,25 @@ func NewFromConfig(ctx context.Context, cfg *Config, rt Runtime) (*Server, error
 		}
 		backend, closer = b, b
 	}
-	store, err := newStore(cfg, backend, rt.Now)
-	if err != nil {
+	closeBackend := func() {
 		if closer != nil {
 			closer.Close()
 		}
+	}
+	// The store's codec is made again from a reloaded configuration's
+	// cookie secrets; everything else about it is fixed at start.
+	rebuild := func(c *Config) (session.Store, *session.Codec, error) {
+		return newStore(cfg.withSecrets(c), backend, rt.Now)
+	}
+	store, stateCodec, err := rebuild(cfg)
+	if err != nil {
+		closeBackend()
 		return nil, err
 	}
 	provider := rt.Provider
 	if provider == nil {
 		if provider, err = newProvider(cfg, log); err != nil { // LoadConfig has already checked it
-			if closer != nil {
-				closer.Close()
-			}
+			closeBackend()
 			return nil, fmt.Errorf("authproxy: %w", err)
 		}
 		if d, ok := provider.(providers.Discoverer); ok {
@@ -339,6 +380,7 @@ func NewFromConfig(ctx context.Context, cfg *Config, rt Runtime) (*Server, error
 		Version:    rt.Version,
 		Now:        rt.Now,
 		closer:     closer,
+		rebuild:    rebuild,
 	})
 	if err != nil {
 		return nil, err
@@ -358,13 +400,18 @@ func cookieKeys(cfg *Config) [][]byte {
 	return keys
 }
 
-// newStore builds the session store cfg describes, over backend: the one
-// the server serves with and `authproxy sessions` revokes in.
-// now is the stores' clock; nil means time.Now.
-func newStore(cfg *Config, backend session.Backend, now func() time.Time) (session.Store, error) {
-	sessionCodec, err := session.NewCodec(cookieKeys(cfg), cfg.SessionTTL)
+// newStore returns the session store and the sign-in state codec that cfg
+// describes, over backend: the store the server serves with and `authproxy
+// sessions` revokes in. now is the stores' clock; nil means time.Now.
+func newStore(cfg *Config, backend session.Backend, now func() time.Time) (session.Store, *session.Codec, error) {
+	keys := cookieKeys(cfg)
+	sessionCodec, err := session.NewCodec(keys, cfg.SessionTTL)
 	if err != nil {
-		return nil, fmt.Errorf("authproxy: %w", err)
+		return nil, nil, fmt.Errorf("authproxy: %w", err)
+	}
+	stateCodec, err := session.NewCodec(keys, stateTTL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("authproxy: %w", err)
 	}
 	cookieOpts := session.CookieOptions{
 		Name:     cfg.CookieName,
@@ -374,8 +421,8 @@ func newStore(cfg *Config, backend session.Backend, now func() time.Time) (sessi
 		SameSite: cfg.CookieSameSite,
 	}
 	if cfg.SessionStore == "redis" {
-		return session.NewTicketStore(backend, sessionCodec, cookieOpts, now), nil
+		return session.NewTicketStore(backend, sessionCodec, cookieOpts, now), stateCodec, nil
 	}
 	list := session.NewRevocationList(backend, cfg.SessionTTL, now)
-	return session.WithRevocation(session.NewCookieStore(sessionCodec, cookieOpts, now), list), nil
+	return session.WithRevocation(session.NewCookieStore(sessionCodec, cookieOpts, now), list), stateCodec, nil
 }

@@ -51,7 +51,7 @@ func TestRevocationWinsOverAnInFlightLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Options{Config: e.cfg, Provider: e.provider, Store: gate, StateCodec: e.srv.state, Templates: pages})
+	srv, err := New(Options{Config: e.cfg, Provider: e.provider, Store: gate, StateCodec: e.srv.live.Load().state, Templates: pages})
 	if err != nil {
 		t.Fatal(err)
 	}

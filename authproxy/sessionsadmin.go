@@ -139,7 +139,7 @@ func RunSessions(ctx context.Context, cfg *Config, q SessionsRequest, out io.Wri
 		return err
 	}
 	defer backend.Close()
-	store, err := newStore(cfg, backend, nil)
+	store, _, err := newStore(cfg, backend, nil)
 	if err != nil {
 		return err
 	}

@@ -85,7 +85,8 @@ func (s *Server) recheckStream(ctx context.Context, r *http.Request, done func()
 			return
 		case <-tick.C:
 		}
-		if _, err := s.store.Load(r); errors.Is(err, session.ErrNotFound) {
+		// The store now in effect: a stream outlives reloads.
+		if _, err := s.live.Load().store.Load(r); errors.Is(err, session.ErrNotFound) {
 			s.log.Info("closing a stream whose session ended elsewhere", "event", "stream_closed", "path", r.URL.Path)
 			done()
 			return

@@ -175,7 +175,9 @@ func parseScopes(c *Config, v string) error {
 const cookieSecretLen = 32
 
 func parseCookieSecrets(c *Config, v string) error {
-	items := splitList(v)
+	// Comma-separated, or one a line in AUTHPROXY_COOKIE_SECRET_FILE:
+	// neither base64 nor hex has a comma or a blank.
+	items := strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\r' || r == '\n' })
 	if len(items) == 0 {
 		return errors.New("required; " + cookieSecretHelp)
 	}

@@ -19,7 +19,17 @@ type variable struct {
 	help     string // what a valid value looks like
 	required bool
 	secret   bool // also read from NAME_FILE, never printed
-	parse    func(c *Config, v string) error
+	// file: also read from NAME_FILE, a list of one item a line (or
+	// comma-separated) where lines starting with # are comments.
+	file bool
+	// watch: the value is the path of a file that is part of the
+	// configuration; a change of the file's content is a change of the
+	// variable (reload.go).
+	watch bool
+	// live: a changed value (from a file: NAME_FILE or a watched path)
+	// takes effect at a reload; any other change needs a restart.
+	live  bool
+	parse func(c *Config, v string) error
 }
 
 // variables lists every AUTHPROXY_* variable, in the order the README shows.
@@ -41,7 +51,7 @@ var variables = []variable{
 		parse: func(c *Config, v string) (err error) { c.IdPTimeout, err = parsePositiveDuration(v); return err }},
 	{name: "AUTHPROXY_CLIENT_ID", required: true, help: "OAuth2 client id",
 		parse: func(c *Config, v string) error { c.ClientID = v; return nil }},
-	{name: "AUTHPROXY_CLIENT_SECRET", secret: true, help: "client secret; empty means a public client (PKCE alone)",
+	{name: "AUTHPROXY_CLIENT_SECRET", secret: true, live: true, help: "client secret; empty means a public client (PKCE alone)",
 		parse: func(c *Config, v string) error { c.ClientSecret = Secret(v); return nil }},
 	{name: "AUTHPROXY_CLIENT_PRIVATE_KEY_FILE", help: "private_key_jwt instead of a client secret: a PEM RSA (2048 bits or more) or EC (P-256, P-384, P-521) private key, or a private JWK, that signs a fresh 60-second client assertion for every token request (RS256, ES256, ES384 or ES512 by the key); the IdP must list private_key_jwt; see Client authentication",
 		parse: parseClientKeyFile},
@@ -125,7 +135,7 @@ var variables = []variable{
 			}
 			return nil
 		}},
-	{name: "AUTHPROXY_COOKIE_SECRET", required: true, secret: true, help: "32 random bytes as base64 (or 64 hex chars), e.g. from `authproxy secret`; a list rotates keys: the first seals, all open",
+	{name: "AUTHPROXY_COOKIE_SECRET", required: true, secret: true, live: true, help: "32 random bytes as base64 (or 64 hex chars), e.g. from `authproxy secret`; a list rotates keys: the first seals, all open",
 		parse: parseCookieSecrets},
 	{name: "AUTHPROXY_COOKIE_NAME", def: "_authproxy", help: "session cookie name; large sessions split into `<name>_0`, `<name>_1`, …",
 		parse: parseCookieName},
@@ -170,11 +180,11 @@ var variables = []variable{
 			}
 			return err
 		}},
-	{name: "AUTHPROXY_ALLOWED_EMAIL_DOMAINS", def: "*", help: "who may sign in, by email domain (comma-separated; * for any)",
+	{name: "AUTHPROXY_ALLOWED_EMAIL_DOMAINS", def: "*", file: true, live: true, help: "who may sign in, by email domain (comma-separated; * for any)",
 		parse: func(c *Config, v string) (err error) { c.AllowedEmailDomains, err = parseDomains(v); return err }},
-	{name: "AUTHPROXY_ALLOWED_EMAILS", help: "explicit email allow-list, comma-separated (adds to the domains)",
+	{name: "AUTHPROXY_ALLOWED_EMAILS", file: true, live: true, help: "explicit email allow-list, comma-separated (adds to the domains)",
 		parse: func(c *Config, v string) (err error) { c.AllowedEmails, err = parseEmails(v); return err }},
-	{name: "AUTHPROXY_ALLOWED_GROUPS", help: "if set, the user must be in one of these groups (comma-separated)",
+	{name: "AUTHPROXY_ALLOWED_GROUPS", file: true, live: true, help: "if set, the user must be in one of these groups (comma-separated)",
 		parse: func(c *Config, v string) error { c.AllowedGroups = splitList(v); return nil }},
 	{name: "AUTHPROXY_BEARER_AUDIENCES", help: "audiences accepted in API clients' `Authorization: Bearer` JWTs (comma-separated); default: the client id",
 		parse: func(c *Config, v string) error {
@@ -188,12 +198,12 @@ var variables = []variable{
 		}},
 	{name: "AUTHPROXY_INSECURE_ALLOW_UNVERIFIED_EMAIL", def: "false", help: "let users whose email_verified is false or missing sign in: true or false (their unverified address still reaches the upstream as X-Forwarded-Email)",
 		parse: func(c *Config, v string) (err error) { c.InsecureAllowUnverifiedEmail, err = parseBool(v); return err }},
-	{name: "AUTHPROXY_SKIP_AUTH_ROUTES", help: "routes served without a session, e.g. `GET /healthz, /public/`: a path ending in / is a prefix, any other is exact; an optional method limits the route",
+	{name: "AUTHPROXY_SKIP_AUTH_ROUTES", live: true, help: "routes served without a session, e.g. `GET /healthz, /public/`: a path ending in / is a prefix, any other is exact; an optional method limits the route",
 		parse: func(c *Config, v string) (err error) {
 			c.SkipAuthRoutes, err = policy.ParseSkipRoutes(v)
 			return policyProblems(err)
 		}},
-	{name: "AUTHPROXY_POLICY_FILE", help: "YAML file of ordered access rules (path, methods, allow: public, authenticated, or groups/emails/domains); the first match decides, no match denies; see README",
+	{name: "AUTHPROXY_POLICY_FILE", watch: true, live: true, help: "YAML file of ordered access rules (path, methods, allow: public, authenticated, or groups/emails/domains); the first match decides, no match denies; see README",
 		parse: func(c *Config, v string) (err error) {
 			if v != "" {
 				c.PolicyFile, err = policy.Load(v)
@@ -206,11 +216,11 @@ var variables = []variable{
 		parse: func(c *Config, v string) error { c.GroupsClaim = v; return nil }},
 	{name: "AUTHPROXY_PASS_ACCESS_TOKEN", def: "false", help: "also send X-Forwarded-Access-Token: true or false",
 		parse: func(c *Config, v string) (err error) { c.PassAccessToken, err = parseBool(v); return err }},
-	{name: "AUTHPROXY_CLAIM_HEADERS", help: "more ID token claims sent upstream, as `Header=claim` pairs: `X-Tenant=tenant_id, X-Dept=department`; client-sent copies are removed like the built-in headers",
+	{name: "AUTHPROXY_CLAIM_HEADERS", file: true, live: true, help: "more ID token claims sent upstream, as `Header=claim` pairs: `X-Tenant=tenant_id, X-Dept=department`; client-sent copies are removed like the built-in headers",
 		parse: parseClaimHeaders},
 	{name: "AUTHPROXY_UPSTREAM_JWT", def: "false", help: "also send X-Authproxy-Jwt, a 2-minute ES256 JWT of the identity (sub, email, groups, aud = the upstream URL), verifiable with /.well-known/jwks.json: true or false",
 		parse: func(c *Config, v string) (err error) { c.UpstreamJWT, err = parseBool(v); return err }},
-	{name: "AUTHPROXY_UPSTREAM_JWT_KEY_FILE", help: "PEM P-256 private key that signs X-Authproxy-Jwt; default: a new key at every start (set it when running several replicas)",
+	{name: "AUTHPROXY_UPSTREAM_JWT_KEY_FILE", watch: true, help: "PEM P-256 private key that signs X-Authproxy-Jwt; default: a new key at every start (set it when running several replicas)",
 		parse: func(c *Config, v string) error { c.UpstreamJWTKeyFile = v; return checkReadable(v) }},
 	{name: "AUTHPROXY_POST_LOGOUT_REDIRECT_URL", help: "absolute URL the IdP returns to after sign-out; default: the redirect URL's origin + /",
 		parse: func(c *Config, v string) (err error) {
@@ -237,7 +247,7 @@ var variables = []variable{
 		parse: func(c *Config, v string) error { c.TLSCertFile = v; return checkReadable(v) }},
 	{name: "AUTHPROXY_TLS_KEY_FILE", help: "the PEM private key for AUTHPROXY_TLS_CERT_FILE",
 		parse: func(c *Config, v string) error { c.TLSKeyFile = v; return checkReadable(v) }},
-	{name: "AUTHPROXY_UPSTREAM_CA_FILE", help: "PEM CA certificates that an https upstream's certificate must chain to (default: the system's)",
+	{name: "AUTHPROXY_UPSTREAM_CA_FILE", watch: true, help: "PEM CA certificates that an https upstream's certificate must chain to (default: the system's)",
 		parse: func(c *Config, v string) error { c.UpstreamCAFile = v; return checkReadable(v) }},
 	{name: "AUTHPROXY_INSECURE_SKIP_UPSTREAM_TLS_VERIFY", def: "false", help: "accept any certificate from an https upstream: true or false (never in production)",
 		parse: func(c *Config, v string) (err error) { c.InsecureSkipUpstreamTLSVerify, err = parseBool(v); return err }},
@@ -270,8 +280,14 @@ func VariablesMarkdown() string {
 			def = "empty"
 		}
 		help := v.help
-		if v.secret {
+		switch {
+		case v.secret:
 			help += " (or `" + v.name + "_FILE`)"
+		case v.file:
+			help += " (or `" + v.name + "_FILE`, one a line)"
+		}
+		if v.live && (v.secret || v.file || v.watch) {
+			help += "; reloaded without a restart"
 		}
 		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", v.name, def, strings.ReplaceAll(help, "|", "\\|"))
 	}

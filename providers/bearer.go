@@ -37,7 +37,7 @@ func (p *OIDC) VerifyBearer(ctx context.Context, raw string, audiences []string)
 		return nil, fmt.Errorf("%w: bearer token has no %q claim to identify the user", ErrRejected, p.cfg.UserClaim)
 	}
 	id.Subject = t.Subject
-	id.Extra = extraClaims(claims, p.cfg.ExtraClaims)
+	id.Extra = extraClaims(claims, p.live.Load().extraClaims)
 	id.AccessToken = raw
 	id.Expiry = t.Expiry
 	if err := p.applyHooks(ctx, d, &Token{Claims: claims, Bearer: true}, id); err != nil {

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -42,7 +43,8 @@ type GitHubOptions struct {
 type GitHub struct {
 	cfg    OIDCConfig
 	opts   GitHubOptions
-	oauth  oauth2.Config
+	oauth  oauth2.Config // ClientSecret: see live
+	live   atomic.Pointer[live]
 	web    string
 	api    string
 	client *http.Client
@@ -81,7 +83,7 @@ func NewGitHub(cfg OIDCConfig, opts GitHubOptions) (*GitHub, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &GitHub{
+	g := &GitHub{
 		cfg: cfg, opts: opts, web: web, api: api, client: client, log: log,
 		oauth: oauth2.Config{
 			ClientID:     cfg.ClientID,
@@ -94,7 +96,17 @@ func NewGitHub(cfg OIDCConfig, opts GitHubOptions) (*GitHub, error) {
 				AuthStyle: oauth2.AuthStyleInParams,
 			},
 		},
-	}, nil
+	}
+	g.live.Store(newLive(cfg))
+	return g, nil
+}
+
+// oauthConfig returns the OAuth2 configuration with the client secret now
+// in effect, for one call to the token endpoint.
+func (g *GitHub) oauthConfig() *oauth2.Config {
+	c := g.oauth
+	c.ClientSecret = g.live.Load().clientSecret
+	return &c
 }
 
 // Ready implements Provider: GitHub has no discovery to wait for.
@@ -110,7 +122,7 @@ func (g *GitHub) AuthCodeURL(state, _, verifier string) (string, error) {
 // for an access token and reads the user from the API. nonce is unused.
 func (g *GitHub) Exchange(ctx context.Context, code, verifier, _ string) (*Identity, error) {
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, g.client)
-	tok, err := g.oauth.Exchange(ctx, code, oauth2.VerifierOption(verifier))
+	tok, err := g.oauthConfig().Exchange(ctx, code, oauth2.VerifierOption(verifier))
 	if err != nil {
 		return nil, githubTokenError("exchanging code", err)
 	}
@@ -127,7 +139,7 @@ func (g *GitHub) Refresh(ctx context.Context, refreshToken string) (*Identity, e
 		return nil, fmt.Errorf("%w: no refresh token (GitHub OAuth app tokens do not expire)", ErrRejected)
 	}
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, g.client)
-	tok, err := g.oauth.TokenSource(ctx, &oauth2.Token{RefreshToken: refreshToken}).Token()
+	tok, err := g.oauthConfig().TokenSource(ctx, &oauth2.Token{RefreshToken: refreshToken}).Token()
 	if err != nil {
 		return nil, githubTokenError("refreshing", err)
 	}
@@ -202,7 +214,7 @@ func (g *GitHub) identity(ctx context.Context, tok *oauth2.Token) (*Identity, er
 	if id.User == "" {
 		return nil, fmt.Errorf("%w: github: the user has no %q (AUTHPROXY_USER_CLAIM: sub, id, login, name or email)", ErrRejected, g.cfg.UserClaim)
 	}
-	id.Extra = extraClaims(claims, g.cfg.ExtraClaims)
+	id.Extra = extraClaims(claims, g.live.Load().extraClaims)
 	id.AccessToken = tok.AccessToken
 	id.RefreshToken = tok.RefreshToken
 	id.Expiry = tok.Expiry

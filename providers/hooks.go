@@ -146,7 +146,7 @@ func (p *OIDC) applyHooks(ctx context.Context, d *discovered, t *Token, id *Iden
 			return fmt.Errorf("providers: %s: %w", p.kind(), err)
 		}
 	}
-	if p.cfg.GroupsRequired && len(id.Groups) == 0 && lookupClaim(t.Claims, p.cfg.GroupsClaim) == nil {
+	if p.live.Load().groupsRequired && len(id.Groups) == 0 && lookupClaim(t.Claims, p.cfg.GroupsClaim) == nil {
 		hint := p.cfg.Hooks.GroupsHint
 		if hint == "" {
 			hint = "configure the IdP to send it, and request the scope that carries it in AUTHPROXY_SCOPES (Dex and many others need the groups scope)"

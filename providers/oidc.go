@@ -78,6 +78,7 @@ type OIDC struct {
 
 	found   atomic.Pointer[discovered]
 	auth    atomic.Pointer[ClientAuth] // nil: the secret, or a public client
+	live    atomic.Pointer[live]       // what Reconfigure replaces
 	mu      sync.Mutex                 // guards lastErr
 	lastErr error
 }
@@ -96,6 +97,9 @@ type discovered struct {
 	issParameter bool
 	// auth is how the token endpoint is authenticated at with ClientAuth.
 	auth clientAuthChoice
+	// authMethods is token_endpoint_auth_methods_supported, from which the
+	// auth style of each token request with a secret follows (authStyle).
+	authMethods []string
 }
 
 // NewOIDC returns a provider that has not yet run discovery: call Discover,
@@ -120,6 +124,7 @@ func NewOIDC(cfg OIDCConfig) *OIDC {
 	}
 	p := &OIDC{cfg: cfg, log: log}
 	p.auth.Store(cfg.ClientAuth)
+	p.live.Store(newLive(cfg))
 	if cfg.ClientAuth != nil && cfg.ClientAuth.cert != nil {
 		client = withClientCertificate(client, p.clientCertificate)
 	}
@@ -172,6 +177,7 @@ func (p *OIDC) Discover(ctx context.Context) error {
 		issuerID:     extra.Issuer,
 		issParameter: extra.IssParameter,
 		auth:         auth,
+		authMethods:  extra.AuthMethods,
 		provider:     op,
 		oauth: oauth2.Config{
 			ClientID:     p.cfg.ClientID,
@@ -183,15 +189,10 @@ func (p *OIDC) Discover(ctx context.Context) error {
 		verifier:   op.Verifier(&oidc.Config{ClientID: p.cfg.ClientID, Now: p.cfg.Now, SkipIssuerCheck: issuer != nil}),
 		endSession: extra.EndSession,
 	}
-	d.oauth.Endpoint.AuthStyle = authStyle(p.cfg.ClientSecret, extra.AuthMethods)
 	if auth.tokenURL != "" {
 		d.oauth.Endpoint.TokenURL = auth.tokenURL
 	}
-	if auth.method != "" {
-		// No secret: client_id in the form, beside the assertion (or
-		// alone, over mutual TLS; RFC 8705 section 2).
-		d.oauth.Endpoint.AuthStyle = oauth2.AuthStyleInParams
-	}
+	d.oauth.Endpoint.AuthStyle = d.authStyle(p.cfg.ClientSecret) // oauthFor sets it per call
 	p.found.Store(d)
 	return nil
 }
@@ -325,7 +326,7 @@ func (p *OIDC) Exchange(ctx context.Context, code, verifier, nonce string) (*Ide
 	if err != nil {
 		return nil, err
 	}
-	tok, err := d.oauth.Exchange(p.tokenContext(ctx, d), code, oauth2.VerifierOption(verifier))
+	tok, err := d.oauthFor(p.live.Load()).Exchange(p.tokenContext(ctx, d), code, oauth2.VerifierOption(verifier))
 	if err != nil {
 		return nil, tokenError("exchanging code", err, d.auth)
 	}
@@ -359,7 +360,7 @@ func (p *OIDC) Refresh(ctx context.Context, refreshToken string) (*Identity, err
 	if err != nil {
 		return nil, err
 	}
-	tok, err := d.oauth.TokenSource(p.tokenContext(ctx, d), &oauth2.Token{RefreshToken: refreshToken}).Token()
+	tok, err := d.oauthFor(p.live.Load()).TokenSource(p.tokenContext(ctx, d), &oauth2.Token{RefreshToken: refreshToken}).Token()
 	if err != nil {
 		return nil, tokenError("refreshing", err, d.auth)
 	}
@@ -426,7 +427,7 @@ func (p *OIDC) identity(ctx context.Context, d *discovered, idt *oidc.IDToken, c
 		return nil, fmt.Errorf("%w: ID token has no %q claim to identify the user", ErrRejected, p.cfg.UserClaim)
 	}
 	id.Subject = idt.Subject
-	id.Extra = extraClaims(claims, p.cfg.ExtraClaims)
+	id.Extra = extraClaims(claims, p.live.Load().extraClaims)
 	id.IDToken = rawID
 	id.AccessToken = tok.AccessToken
 	id.RefreshToken = tok.RefreshToken

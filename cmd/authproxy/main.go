@@ -72,8 +72,13 @@ func loadConfig(stderr io.Writer) (*authproxy.Config, bool) {
 }
 
 // serve runs the proxy until SIGINT or SIGTERM, then drains in-flight
-// requests for AUTHPROXY_SHUTDOWN_GRACE.
+// requests for AUTHPROXY_SHUTDOWN_GRACE. SIGHUP, or a change of a file the
+// configuration reads, reloads the configuration.
 func serve(stderr io.Writer) int {
+	// Before anything else: SIGHUP's default would end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	cfg, ok := loadConfig(stderr)
 	if !ok {
 		return 1
@@ -98,6 +103,7 @@ func serve(stderr io.Writer) int {
 		return 1
 	}
 	defer handler.Close()
+	go handler.WatchConfig(ctx, os.LookupEnv, hup)
 	ready := func(addr string) {
 		log.Info("authproxy serving", "listen", addr, "upstream", cfg.Upstream.Redacted(), "version", version)
 	}
