@@ -144,6 +144,24 @@ func (s *Server) reloadLocked(lookup Lookup) error {
 			return fmt.Errorf("AUTHPROXY_COOKIE_SECRET: %w", err)
 		}
 	}
+	var auth *providers.ClientAuth
+	keyChanged := slices.ContainsFunc(live, func(n string) bool {
+		return strings.HasPrefix(n, "AUTHPROXY_CLIENT_PRIVATE_KEY_") || strings.HasPrefix(n, "AUTHPROXY_CLIENT_TLS_")
+	})
+	if keyChanged {
+		// A renewed key or certificate: read and checked whole before
+		// anything is swapped.
+		if auth, err = clientAuth(cfg); err != nil {
+			return err
+		}
+	}
+	if ca, ok := s.provider.(interface {
+		SetClientAuth(*providers.ClientAuth) error
+	}); ok && keyChanged {
+		if err := ca.SetClientAuth(auth); err != nil {
+			return err
+		}
+	}
 	if rc, ok := s.provider.(providers.Reconfigurer); ok {
 		if err := rc.Reconfigure(providerConfig(cfg, s.log)); err != nil {
 			return err

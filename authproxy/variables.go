@@ -53,9 +53,9 @@ var variables = []variable{
 		parse: func(c *Config, v string) error { c.ClientID = v; return nil }},
 	{name: "AUTHPROXY_CLIENT_SECRET", secret: true, live: true, help: "client secret; empty means a public client (PKCE alone)",
 		parse: func(c *Config, v string) error { c.ClientSecret = Secret(v); return nil }},
-	{name: "AUTHPROXY_CLIENT_PRIVATE_KEY_FILE", help: "private_key_jwt instead of a client secret: a PEM RSA (2048 bits or more) or EC (P-256, P-384, P-521) private key, or a private JWK, that signs a fresh 60-second client assertion for every token request (RS256, ES256, ES384 or ES512 by the key); the IdP must list private_key_jwt; see Client authentication",
+	{name: "AUTHPROXY_CLIENT_PRIVATE_KEY_FILE", watch: true, live: true, help: "private_key_jwt instead of a client secret: a PEM RSA (2048 bits or more) or EC (P-256, P-384, P-521) private key, or a private JWK, that signs a fresh 60-second client assertion for every token request (RS256, ES256, ES384 or ES512 by the key); the IdP must list private_key_jwt; see Client authentication",
 		parse: parseClientKeyFile},
-	{name: "AUTHPROXY_CLIENT_PRIVATE_KEY_ID", help: "the kid of AUTHPROXY_CLIENT_PRIVATE_KEY_FILE's key as registered at the IdP; default: the JWK's kid, else the key's RFC 7638 thumbprint (`authproxy check` prints the public JWKS to register)",
+	{name: "AUTHPROXY_CLIENT_PRIVATE_KEY_ID", live: true, help: "the kid of AUTHPROXY_CLIENT_PRIVATE_KEY_FILE's key as registered at the IdP; default: the JWK's kid, else the key's RFC 7638 thumbprint (`authproxy check` prints the public JWKS to register)",
 		parse: func(c *Config, v string) error {
 			c.ClientPrivateKeyID = v
 			if strings.ContainsFunc(v, func(r rune) bool { return r < ' ' || r == 0x7f }) {
@@ -63,9 +63,9 @@ var variables = []variable{
 			}
 			return nil
 		}},
-	{name: "AUTHPROXY_CLIENT_TLS_CERT_FILE", help: "tls_client_auth (RFC 8705) instead of a client secret: PEM client certificate (chain) presented to the IdP, which must list tls_client_auth or self_signed_tls_client_auth; the token endpoint is its mtls_endpoint_aliases one when it has one",
+	{name: "AUTHPROXY_CLIENT_TLS_CERT_FILE", watch: true, live: true, help: "tls_client_auth (RFC 8705) instead of a client secret: PEM client certificate (chain) presented to the IdP, which must list tls_client_auth or self_signed_tls_client_auth; the token endpoint is its mtls_endpoint_aliases one when it has one",
 		parse: func(c *Config, v string) error { c.ClientTLSCertFile = v; return checkReadable(v) }},
-	{name: "AUTHPROXY_CLIENT_TLS_KEY_FILE", help: "the PEM private key of AUTHPROXY_CLIENT_TLS_CERT_FILE",
+	{name: "AUTHPROXY_CLIENT_TLS_KEY_FILE", watch: true, live: true, help: "the PEM private key of AUTHPROXY_CLIENT_TLS_CERT_FILE",
 		parse: func(c *Config, v string) error { c.ClientTLSKeyFile = v; return checkReadable(v) }},
 	{name: "AUTHPROXY_REDIRECT_URL", required: true, help: "absolute callback URL whose path is /oauth2/callback, e.g. https://app.example.com/oauth2/callback",
 		parse: func(c *Config, v string) (err error) { c.RedirectURL, err = parseRedirectURL(v); return err }},
