@@ -388,7 +388,7 @@ func BenchmarkHeaders(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			h["Cookie"] = in.Header["Cookie"]
-			removeOwnCookies(h, e.srv.cfg.CookieName)
+			e.srv.removeOwnCookies(h)
 		}
 		if got := h.Get("Cookie"); got != "app_pref=dark; app_lang=en" {
 			b.Fatalf("Cookie %q after removal", got)

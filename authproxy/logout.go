@@ -22,9 +22,7 @@ func (s *Server) signOut(w http.ResponseWriter, r *http.Request) {
 	if err != nil && !errors.Is(err, session.ErrNotFound) {
 		s.log.Warn("session store failed at sign-out; clearing the cookie anyway", "err", err)
 	}
-	err = s.store.Clear(w, r)
-	s.cache.reset() // after Clear has recorded the revocation
-	if err != nil {
+	if err := s.store.Clear(w, r); err != nil {
 		// The browser's cookie is gone, but the store may still hold the
 		// session: say so, and let the user try again, never a 500.
 		s.storeFailed(w, r, err)
@@ -110,18 +108,10 @@ func (s *Server) backchannelLogout(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// revoker is implemented by session stores that can end sessions by the
-// IdP's session id or subject (the ticket store, or the cookie store with a
-// revocation list).
-type revoker interface {
-	RevokeSID(ctx context.Context, sid string) (int, error)
-	RevokeSubject(ctx context.Context, sub string) (int, error)
-}
-
-// revoke ends the sessions a logout token names, in the store and in this
-// process's open streams.
+// revoke ends the sessions a logout token names, in the store (and so in
+// every replica's cache) and in this process's open streams.
 func (s *Server) revoke(ctx context.Context, tok *providers.LogoutToken) (int, error) {
-	rv, ok := s.store.(revoker)
+	rv, ok := s.store.(session.Revoker)
 	if !ok {
 		return 0, errors.New("authproxy: session store cannot revoke sessions")
 	}
@@ -132,7 +122,6 @@ func (s *Server) revoke(ctx context.Context, tok *providers.LogoutToken) (int, e
 	} else {
 		n, err = rv.RevokeSubject(ctx, tok.Subject)
 	}
-	s.cache.reset()
 	if err != nil {
 		return 0, err
 	}

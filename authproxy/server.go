@@ -69,8 +69,11 @@ type Server struct {
 	refresher *refresher
 	streams   *streams
 	metrics   *metrics
-	cache     *sessionCache // nil unless every revocation reaches this process
-	limits    rateLimits
+	// cache is store's opened-session cache (store itself), nil when
+	// nothing is cached (see cacheSessions).
+	cache  *session.CachedStore
+	owner  session.CookieOwner // the store's cookies, nil when it sets none
+	limits rateLimits
 
 	identity *identitySigner // nil unless AUTHPROXY_UPSTREAM_JWT
 	bearers  bearerCache
@@ -110,9 +113,6 @@ func New(opts Options) (*Server, error) {
 	if s.locker == nil {
 		s.locker = session.NewMemoryBackend(nil)
 	}
-	if c := opts.Config; c.SessionStore == "cookie" && c.RedisURL == "" && len(c.RedisSentinelAddrs) == 0 && len(c.RedisClusterAddrs) == 0 {
-		s.cache = newSessionCache(c.CookieName)
-	}
 	s.claimHeaderNames = map[string]bool{}
 	for _, ch := range opts.Config.ClaimHeaders {
 		s.claimHeaderNames[normalizeHeaderName(ch.Header)] = true
@@ -137,17 +137,55 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.cacheSessions(opts) // last: with Redis it subscribes
+	s.owner, _ = s.store.(session.CookieOwner)
 	s.proxy = s.newReverseProxy(transport, target)
 	s.handler = s.routes()
 	return s, nil
 }
 
-// Close releases what NewFromConfig opened (the Redis connections).
+// Close releases what NewFromConfig opened (the Redis connections) and ends
+// the session cache's subscription.
 func (s *Server) Close() error {
+	if s.cache != nil {
+		_ = s.cache.Close()
+	}
 	if s.closer != nil {
 		return s.closer.Close()
 	}
 	return nil
+}
+
+// usesRedis reports whether Redis is configured (a URL, Sentinels or a
+// Cluster): then sessions, revocations, locks and used logout tokens are
+// shared by every replica, and changes made by one reach the others only
+// through Redis. It is the one place that says so.
+func (c *Config) usesRedis() bool {
+	return c.RedisURL != "" || len(c.RedisSentinelAddrs) > 0 || len(c.RedisClusterAddrs) > 0
+}
+
+// cacheSessions puts the opened-session cache (session.Cached) in front of
+// the store, unless opts.Store already is one. Without Redis every change
+// to a session goes through this process, so the cache needs no messages.
+// With Redis the replicas tell each other what they change through its
+// pub/sub: the backend (opts.Locker, as NewFromConfig passes it) must be a
+// session.Broadcaster, or nothing is cached.
+func (s *Server) cacheSessions(opts Options) {
+	if c, ok := opts.Store.(*session.CachedStore); ok {
+		s.cache = c
+	} else {
+		co := session.CacheOptions{Logger: s.log, Now: s.now}
+		if opts.Config.usesRedis() {
+			bc, ok := opts.Locker.(session.Broadcaster)
+			if !ok {
+				return
+			}
+			co.Broadcaster = bc
+		}
+		s.cache = session.Cached(opts.Store, co)
+	}
+	s.store = s.cache
+	s.metrics.reg.MustRegister(newCacheCollector(s.cache.Stats))
 }
 
 // providerConfig is the OIDC provider's configuration drawn from cfg.
@@ -192,7 +230,7 @@ func newBackend(cfg *Config) (interface {
 	session.Backend
 	io.Closer
 }, error) {
-	if cfg.RedisURL == "" && len(cfg.RedisSentinelAddrs) == 0 && len(cfg.RedisClusterAddrs) == 0 {
+	if !cfg.usesRedis() {
 		return nopCloser{session.NewMemoryBackend(nil)}, nil
 	}
 	rb, err := session.NewRedisBackend(session.RedisOptions{
