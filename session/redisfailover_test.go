@@ -18,6 +18,8 @@ import (
 // traffic does. Once the backend has followed Sentinel's +switch-master, its
 // very next command must reach the promoted replica: go-redis alone answers
 // the last dial error until its background probe (once a second) succeeds.
+// A subscription made before is lost with the master, and made again on the
+// promoted replica, where it gets what is published.
 func TestRedisSentinelSwitch(t *testing.T) {
 	master := startRedis(t, "--repl-diskless-sync-delay", "0")
 	replica := startRedis(t, "--repl-diskless-sync-delay", "0", "--replicaof", "127.0.0.1", strconv.Itoa(master.port))
@@ -52,6 +54,10 @@ func TestRedisSentinelSwitch(t *testing.T) {
 	b.switched = func(addr string) { switched <- addr }
 	b.mu.Unlock()
 
+	rec := newRecorder()
+	b.Subscribe("c", rec)
+	rec.want(t, 10*time.Second, "subscribed")
+
 	if err := b.Set(ctx, "k", []byte("v"), time.Minute); err != nil {
 		t.Fatalf("Set: %v", err)
 	}
@@ -80,6 +86,12 @@ func TestRedisSentinelSwitch(t *testing.T) {
 	if v, err := b.Get(ctx, "k"); err != nil || string(v) != "v" {
 		t.Fatalf("the first Get after the switch = %q, %v; want the key from the promoted replica", v, err)
 	}
+	rec.want(t, time.Second, "lost")
+	rec.want(t, 10*time.Second, "subscribed")
+	if err := b.Publish(ctx, "c", []byte("after the switch")); err != nil {
+		t.Fatal(err)
+	}
+	rec.want(t, 5*time.Second, "msg:after the switch")
 }
 
 // poll checks cond every 20ms until it holds, failing the test after
