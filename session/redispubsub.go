@@ -15,8 +15,9 @@ const (
 	// subscriptionPing is how long a subscription waits for a message
 	// before it sends a PING, and then how long it waits for the answer
 	// before it takes the connection for dead: a connection that dies
-	// silently is noticed within twice this.
-	subscriptionPing = time.Second
+	// silently (or a Redis that hangs) is noticed within twice this, under
+	// a second.
+	subscriptionPing = 400 * time.Millisecond
 	// subscriptionRetry and subscriptionRetryMax bound the wait before
 	// subscribing again after a failure; it doubles from one to the other.
 	subscriptionRetry    = 50 * time.Millisecond
@@ -34,8 +35,8 @@ func (b *RedisBackend) Publish(ctx context.Context, channel string, msg []byte) 
 // Subscribe implements Broadcaster with SUBSCRIBE, on channel under the key
 // prefix, on a connection of its own. The subscription is in place once
 // Redis confirms it (sub.Subscribed). It is lost (sub.Lost) when the
-// connection breaks, when Redis does not answer a PING within a second of an
-// idle second, and at a Sentinel switch (see followSwitches): then it is
+// connection breaks, when Redis does not answer a PING within 0.4 s of an
+// idle 0.4 s, and at a Sentinel switch (see followSwitches): then it is
 // made again, on the current master, after a short wait that doubles from
 // 50 ms to 1 s while Redis cannot be reached. sub.Lost is called when the
 // first attempt fails too.
