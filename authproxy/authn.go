@@ -139,35 +139,15 @@ func (s *Server) judge(pol *policy.Policy, rule *policy.Rule, method, clean stri
 // refresh), and other errors when the store failed.
 func (s *Server) session(w http.ResponseWriter, r *http.Request) (*session.Session, error) {
 	now := s.now()
-	var sess *session.Session
-	var key [32]byte
-	var cacheable bool
-	var gen uint64
-	if s.cache != nil {
-		if key, cacheable = s.cache.key(r); cacheable {
-			gen = s.cache.generation()
-			sess = s.cache.get(key, now)
-		}
-	}
-	if sess == nil {
-		start := time.Now()
-		var err error
-		sess, err = s.current(r.Context()).store.Load(r)
-		s.metrics.observeStore("load", start, err != nil && !errors.Is(err, session.ErrNotFound))
-		if err != nil {
-			return nil, err
-		}
-		if cacheable && s.current(r.Context()) == s.live.Load() {
-			// Cached only while this request's keys are still in effect:
-			// a reload may have just dropped the secret that opened it.
-			s.cache.put(key, sess, gen)
-		}
+	sess, err := s.loadSession(r)
+	if err != nil {
+		return nil, err
 	}
 	if idle := s.cfg.SessionIdleTimeout; idle > 0 && !now.Before(sess.LastActive().Add(idle)) {
 		s.clearSession(w, r)
 		return nil, fmt.Errorf("%w: idle for %s", session.ErrNotFound, idle)
 	}
-	sess, err := s.refreshIfDue(w, r, sess)
+	sess, err = s.refreshIfDue(w, r, sess)
 	if errors.Is(err, errSessionEnded) {
 		s.clearSession(w, r)
 		return nil, fmt.Errorf("%w: %w", session.ErrNotFound, err)
@@ -180,9 +160,7 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request) (*session.Sessi
 		// costs one store write a minute, not one per request.
 		touched := *sess
 		touched.LastSeen, touched.IdleTimeout = now, s.cfg.SessionIdleTimeout
-		err := s.current(r.Context()).store.Save(w, r, &touched)
-		s.cache.reset()
-		if err != nil {
+		if err := s.store.Save(w, r, &touched); err != nil {
 			if errors.Is(err, session.ErrNotFound) {
 				return nil, err
 			}
@@ -194,10 +172,37 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request) (*session.Sessi
 	return sess, nil
 }
 
-// clearSession ends the request's session in the store and the cache.
+// loadSession loads the request's session, from the opened-session cache
+// when it holds it, and times the store's work when there was some.
+func (s *Server) loadSession(r *http.Request) (*session.Session, error) {
+	start := time.Now()
+	var sess *session.Session
+	var cached bool
+	var err error
+	if s.cache != nil {
+		sess, cached, err = s.cache.Lookup(r)
+	} else {
+		sess, err = s.store.Load(r)
+	}
+	if !cached {
+		s.metrics.observeStore("load", start, err != nil && !errors.Is(err, session.ErrNotFound))
+	}
+	return sess, err
+}
+
+// loadFresh loads the request's session from the store, past the cache:
+// for a look at what another replica may have saved a moment ago.
+func (s *Server) loadFresh(r *http.Request) (*session.Session, error) {
+	if s.cache != nil {
+		return s.cache.LoadFresh(r)
+	}
+	return s.store.Load(r)
+}
+
+// clearSession ends the request's session in the store (and so in every
+// replica's cache).
 func (s *Server) clearSession(w http.ResponseWriter, r *http.Request) {
-	_ = s.current(r.Context()).store.Clear(w, r)
-	s.cache.reset() // after Clear has recorded the revocation
+	_ = s.store.Clear(w, r)
 }
 
 // idleTouchEvery is how often a session's activity is recorded.

@@ -65,7 +65,7 @@ func Check(ctx context.Context, cfg *Config, w io.Writer) error {
 		warn(fmt.Sprintf("cookie secret: %d keys; the first seals, the others only open (rotation in progress)", len(cfg.CookieSecrets)))
 	}
 
-	if cfg.RedisURL != "" || len(cfg.RedisSentinelAddrs) > 0 || len(cfg.RedisClusterAddrs) > 0 {
+	if cfg.usesRedis() {
 		report(checkRedis(ctx, cfg), "redis: answers")
 	}
 	report(checkUpstream(ctx, cfg), fmt.Sprintf("upstream: %s answers", cfg.Upstream.Redacted()))

@@ -225,8 +225,7 @@ func (c *Config) crossCheck(failed map[string]bool) []error {
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") && !failed["AUTHPROXY_TLS_CERT_FILE"] && !failed["AUTHPROXY_TLS_KEY_FILE"] {
 		errs = append(errs, errors.New("AUTHPROXY_TLS_KEY_FILE: set both AUTHPROXY_TLS_CERT_FILE and AUTHPROXY_TLS_KEY_FILE, or neither"))
 	}
-	redisSet := c.RedisURL != "" || len(c.RedisSentinelAddrs) > 0 || len(c.RedisClusterAddrs) > 0
-	if c.SessionStore == "redis" && !redisSet && !failed["AUTHPROXY_REDIS_URL"] {
+	if c.SessionStore == "redis" && !c.usesRedis() && !failed["AUTHPROXY_REDIS_URL"] {
 		errs = append(errs, errors.New("AUTHPROXY_REDIS_URL: required with AUTHPROXY_SESSION_STORE=redis (or AUTHPROXY_REDIS_SENTINEL_ADDRS, AUTHPROXY_REDIS_CLUSTER_ADDRS)"))
 	}
 	if (c.RedisSentinelMaster == "") != (len(c.RedisSentinelAddrs) == 0) {

@@ -137,7 +137,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess := s.newSession(id, s.now())
-	if err := s.current(r.Context()).store.Save(w, r, sess); err != nil {
+	if err := s.store.Save(w, r, sess); err != nil {
 		if errors.Is(err, session.ErrTooLarge) {
 			s.metrics.signIns.WithLabelValues("too_large").Inc()
 			s.log.Error("session too large for cookies", "event", "sign_in", "result", "too_large", "user", id.User, "groups", len(id.Groups))

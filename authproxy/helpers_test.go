@@ -92,14 +92,19 @@ func withUpstreamDown() envOption { return func(s *envSetup) { s.upstreamDown = 
 
 // withBackend makes the server keep sessions in a ticket store on b, as
 // with AUTHPROXY_SESSION_STORE=redis (which it sets; the URL is never
-// dialed).
+// dialed). Only b's Backend methods are seen: without a Broadcaster, as
+// with a Redis whose subscription is down, nothing is cached, so every
+// request reaches b (and its failures).
 func withBackend(b session.Backend) envOption {
 	return func(s *envSetup) {
-		s.backend = b
+		s.backend = backendOnly{b}
 		s.vars["AUTHPROXY_SESSION_STORE"] = "redis"
 		s.vars["AUTHPROXY_REDIS_URL"] = "redis://127.0.0.1:1/0"
 	}
 }
+
+// backendOnly hides every method of a Backend but the interface's own.
+type backendOnly struct{ session.Backend }
 
 // newTestEnv builds a Server with NewFromConfig, as production does, with
 // the fake IdP injected (its discovery run once, synchronously) and logs

@@ -19,14 +19,11 @@ const maxLogoutBody = 64 << 10
 // too; otherwise it returns to ?rd= (a local path, else "/"), or without rd
 // to the signed-out page.
 func (s *Server) signOut(w http.ResponseWriter, r *http.Request) {
-	store := s.current(r.Context()).store
-	sess, err := store.Load(r)
+	sess, err := s.store.Load(r)
 	if err != nil && !errors.Is(err, session.ErrNotFound) {
 		s.log.Warn("session store failed at sign-out; clearing the cookie anyway", "err", err)
 	}
-	err = store.Clear(w, r)
-	s.cache.reset() // after Clear has recorded the revocation
-	if err != nil {
+	if err := s.store.Clear(w, r); err != nil {
 		// The browser's cookie is gone, but the store may still hold the
 		// session: say so, and let the user try again, never a 500.
 		s.storeFailed(w, r, err)
@@ -131,18 +128,10 @@ func (s *Server) backchannelLogout(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// revoker is implemented by session stores that can end sessions by the
-// IdP's session id or subject (the ticket store, or the cookie store with a
-// revocation list).
-type revoker interface {
-	RevokeSID(ctx context.Context, sid string) (int, error)
-	RevokeSubject(ctx context.Context, sub string) (int, error)
-}
-
-// revoke ends the sessions a logout token names, in the store and in this
-// process's open streams.
+// revoke ends the sessions a logout token names, in the store (and so in
+// every replica's cache) and in this process's open streams.
 func (s *Server) revoke(ctx context.Context, tok *providers.LogoutToken) (int, error) {
-	rv, ok := s.current(ctx).store.(revoker)
+	rv, ok := s.store.(session.Revoker)
 	if !ok {
 		return 0, errors.New("authproxy: session store cannot revoke sessions")
 	}
@@ -153,7 +142,6 @@ func (s *Server) revoke(ctx context.Context, tok *providers.LogoutToken) (int, e
 	} else {
 		n, err = rv.RevokeSubject(ctx, tok.Subject)
 	}
-	s.cache.reset()
 	if err != nil {
 		return 0, err
 	}

@@ -118,7 +118,7 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest, target *url.URL) {
 		pr.Out.Header["X-Real-Ip"] = []string{addr.String()} // canonical form of X-Real-IP
 	}
 
-	removeOwnCookies(pr.Out.Header, s.cfg.CookieName)
+	s.removeOwnCookies(pr.Out.Header)
 	if sess := sessionFrom(pr.In.Context()); sess != nil {
 		h := pr.Out.Header
 		setHeader(h, headerUser, sess.User)
@@ -149,17 +149,16 @@ var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return 
 func (bufferPool) Get() []byte  { return *copyBuffers.Get().(*[]byte) }
 func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }
 
-// removeOwnCookies drops authproxy's cookies (name, name_0, name_1, …, and
-// the sign-in state cookies) from the Cookie header, keeping the app's
-// cookies byte for byte.
-func removeOwnCookies(h http.Header, name string) {
+// removeOwnCookies drops authproxy's cookies (see ownsCookie) from the
+// Cookie header, keeping the app's cookies byte for byte.
+func (s *Server) removeOwnCookies(h http.Header) {
 	lines := h["Cookie"]
 	if len(lines) == 0 {
 		return
 	}
 	var kept []string
 	for part, cookie := range cookieParts(lines) {
-		if !isOwnCookie(cookie, name) {
+		if !s.ownsCookie(cookie) {
 			kept = append(kept, part)
 		}
 	}
@@ -188,29 +187,15 @@ func cookieParts(lines []string) iter.Seq2[string, string] {
 	}
 }
 
-// isOwnCookie reports whether a cookie name belongs to authproxy: the
-// session cookie name, its chunks name_0, name_1, …, and the sign-in state
-// cookies name_csrf_….
-func isOwnCookie(cookie, name string) bool {
-	rest, ok := strings.CutPrefix(cookie, name)
-	switch {
-	case !ok:
-		return false
-	case rest == "":
-		return true
-	case strings.HasPrefix(rest, "_csrf_"):
+// ownsCookie reports whether a cookie is authproxy's own: one of the session
+// store's (the store says which: the session cookie and its chunks) or a
+// sign-in state cookie (name_csrf_…).
+func (s *Server) ownsCookie(cookie string) bool {
+	if s.owner != nil && s.owner.Owns(cookie) {
 		return true
 	}
-	digits, ok := strings.CutPrefix(rest, "_")
-	if !ok || digits == "" {
-		return false
-	}
-	for _, c := range digits {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
+	rest, ok := strings.CutPrefix(cookie, s.cfg.CookieName)
+	return ok && strings.HasPrefix(rest, "_csrf_")
 }
 
 // upstreamError answers when the upstream cannot be reached or fails

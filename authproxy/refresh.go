@@ -162,9 +162,7 @@ func (s *Server) refreshIfDue(w http.ResponseWriter, r *http.Request, sess *sess
 }
 
 func (s *Server) saveRefreshed(w http.ResponseWriter, r *http.Request, sess *session.Session) error {
-	err := s.current(r.Context()).store.Save(w, r, sess)
-	s.cache.reset()
-	if err != nil {
+	if err := s.store.Save(w, r, sess); err != nil {
 		return fmt.Errorf("authproxy: saving refreshed session: %w", err)
 	}
 	return nil
@@ -186,7 +184,9 @@ func (s *Server) refreshOnce(w http.ResponseWriter, r *http.Request, sess *sessi
 		if got := s.sharedRefreshResult(ctx, resultKey); got != nil {
 			return got, s.saveRefreshed(w, r, got)
 		}
-		if cur, err := s.current(r.Context()).store.Load(r); err == nil && cur.RefreshToken != sess.RefreshToken {
+		// Past the cache: the other replica's invalidation may not have
+		// arrived yet.
+		if cur, err := s.loadFresh(r); err == nil && cur.RefreshToken != sess.RefreshToken {
 			return cur, nil // refreshed in place by another replica
 		}
 		ok, err := s.locker.SetNX(ctx, lockKey, []byte("1"), refreshTimeout)

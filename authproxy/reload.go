@@ -170,7 +170,9 @@ func (s *Server) reloadLocked(lookup Lookup) error {
 	s.live.Store(newLive(cfg, store, state))
 	if store != old.store {
 		// Sessions opened with keys the new list may no longer hold.
-		s.cache.reset()
+		if s.cache != nil {
+			s.cache.Reset()
+		}
 	}
 
 	sums := fingerprints{}

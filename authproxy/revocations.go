@@ -47,8 +47,27 @@ func (n *revocationNotice) matches(sess *session.Session) bool {
 // watchRevocations hears the revocations announced on Redis until ctx ends.
 func (s *Server) watchRevocations(ctx context.Context, rb *session.RedisBackend) {
 	failures := newLogThrottle(s.log, "listening for revocations failed; revoked sessions' streams close at their next check", storeLogEvery)
-	rb.Subscribe(ctx, revocationChannel, s.revocationHeard, func(err error) { failures.failed(err) })
+	stop := rb.Subscribe(revocationChannel, revocationListener{s: s, failures: failures})
+	<-ctx.Done()
+	stop()
 }
+
+// revocationListener is the Server's side of its subscription to
+// revocation announcements.
+type revocationListener struct {
+	s        *Server
+	failures *logThrottle
+}
+
+// Subscribed implements session.Subscriber.
+func (l revocationListener) Subscribed() {}
+
+// Lost implements session.Subscriber: announcements may be missed until
+// Subscribed; the streams' periodic check still ends revoked ones.
+func (l revocationListener) Lost(err error) { l.failures.failed(err) }
+
+// Receive implements session.Subscriber.
+func (l revocationListener) Receive(msg []byte) { l.s.revocationHeard(msg) }
 
 // revocationHeard handles one announcement: the store already holds the
 // revocation; this process counts it, forgets cached sessions, closes the
@@ -59,7 +78,9 @@ func (s *Server) revocationHeard(msg []byte) {
 		s.log.Warn("ignoring a malformed revocation announcement", "err", errors.Join(err, errors.New("want by sub, email or all, with a name")))
 		return
 	}
-	s.cache.reset()
+	if s.cache != nil {
+		s.cache.Reset() // this replica's cached sessions may include the revoked
+	}
 	closed := s.streams.closeWhere(func(o *session.Session) bool { return o.ID != "bearer" && n.matches(o) })
 	s.metrics.revocations.WithLabelValues(n.By).Inc()
 	attrs := []any{"event", "revoke_heard", "by", n.By, "streams_closed", closed}

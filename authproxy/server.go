@@ -30,6 +30,7 @@ package authproxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -138,8 +139,15 @@ type Server struct {
 	refresher *refresher
 	streams   *streams
 	metrics   *metrics
-	cache     *sessionCache // nil unless every revocation reaches this process
-	limits    rateLimits
+	// store is the session store requests use: the opened-session cache
+	// (cache, when there is one) over the live configuration's store
+	// (currentStore).
+	store session.Store
+	// cache is store's opened-session cache (store itself), nil when
+	// nothing is cached (see cacheSessions).
+	cache  *session.CachedStore
+	owner  session.CookieOwner // the store's cookies, nil when it sets none
+	limits rateLimits
 
 	identity *identitySigner // nil unless AUTHPROXY_UPSTREAM_JWT
 	bearers  bearerCache
@@ -189,9 +197,6 @@ func New(opts Options) (*Server, error) {
 	if s.locker == nil {
 		s.locker = session.NewMemoryBackend(nil)
 	}
-	if c := opts.Config; c.SessionStore == "cookie" && c.RedisURL == "" && len(c.RedisSentinelAddrs) == 0 && len(c.RedisClusterAddrs) == 0 {
-		s.cache = newSessionCache(c.CookieName)
-	}
 	s.live.Store(newLive(opts.Config, opts.Store, opts.StateCodec))
 	s.reload.applied, s.reload.rebuild = opts.Config, opts.rebuild
 
@@ -214,17 +219,58 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.cacheSessions(opts) // last: with Redis it subscribes
+	s.owner, _ = s.store.(session.CookieOwner)
 	s.proxy = s.newReverseProxy(transport, target)
 	s.handler = s.routes()
 	return s, nil
 }
 
-// Close releases what NewFromConfig opened (the Redis connections).
+// Close releases what NewFromConfig opened (the Redis connections) and ends
+// the session cache's subscription.
 func (s *Server) Close() error {
+	if s.cache != nil {
+		_ = s.cache.Close()
+	}
 	if s.closer != nil {
 		return s.closer.Close()
 	}
 	return nil
+}
+
+// usesRedis reports whether Redis is configured (a URL, Sentinels or a
+// Cluster): then sessions, revocations, locks and used logout tokens are
+// shared by every replica, and changes made by one reach the others only
+// through Redis. It is the one place that says so.
+func (c *Config) usesRedis() bool {
+	return c.RedisURL != "" || len(c.RedisSentinelAddrs) > 0 || len(c.RedisClusterAddrs) > 0
+}
+
+// cacheSessions puts the opened-session cache (session.Cached) in front of
+// the store in effect (currentStore: the live configuration's, which a
+// reload of the cookie secrets replaces; Reload resets the cache then),
+// unless opts.Store already is one. Without Redis every change
+// to a session goes through this process, so the cache needs no messages.
+// With Redis the replicas tell each other what they change through its
+// pub/sub: the backend (opts.Locker, as NewFromConfig passes it) must be a
+// session.Broadcaster, or nothing is cached.
+func (s *Server) cacheSessions(opts Options) {
+	s.store = currentStore{s}
+	if c, ok := opts.Store.(*session.CachedStore); ok {
+		s.cache = c
+	} else {
+		co := session.CacheOptions{Logger: s.log, Now: s.now}
+		if opts.Config.usesRedis() {
+			bc, ok := opts.Locker.(session.Broadcaster)
+			if !ok {
+				return
+			}
+			co.Broadcaster = bc
+		}
+		s.cache = session.Cached(s.store, co)
+	}
+	s.store = s.cache
+	s.metrics.reg.MustRegister(newCacheCollector(s.cache.Stats))
 }
 
 // providerConfig is the OIDC provider's configuration drawn from cfg.
@@ -275,7 +321,7 @@ func newBackend(cfg *Config) (interface {
 	session.Backend
 	io.Closer
 }, error) {
-	if cfg.RedisURL == "" && len(cfg.RedisSentinelAddrs) == 0 && len(cfg.RedisClusterAddrs) == 0 {
+	if !cfg.usesRedis() {
 		return nopCloser{session.NewMemoryBackend(nil)}, nil
 	}
 	rb, err := session.NewRedisBackend(session.RedisOptions{
@@ -425,4 +471,53 @@ func newStore(cfg *Config, backend session.Backend, now func() time.Time) (sessi
 	}
 	list := session.NewRevocationList(backend, cfg.SessionTTL, now)
 	return session.WithRevocation(session.NewCookieStore(sessionCodec, cookieOpts, now), list), stateCodec, nil
+}
+
+// currentStore is the session store of the configuration in effect (the
+// live one), which a reload of the cookie secrets replaces: the one store
+// the Server's cache sits on. It passes on what the store can do.
+type currentStore struct{ s *Server }
+
+func (c currentStore) store() session.Store { return c.s.live.Load().store }
+
+func (c currentStore) Load(r *http.Request) (*session.Session, error) { return c.store().Load(r) }
+
+func (c currentStore) Save(w http.ResponseWriter, r *http.Request, sess *session.Session) error {
+	return c.store().Save(w, r, sess)
+}
+
+func (c currentStore) Clear(w http.ResponseWriter, r *http.Request) error {
+	return c.store().Clear(w, r)
+}
+
+// Owns implements session.CookieOwner.
+func (c currentStore) Owns(name string) bool {
+	o, ok := c.store().(session.CookieOwner)
+	return ok && o.Owns(name)
+}
+
+// Ping implements session.Pinger; a store without a server always answers.
+func (c currentStore) Ping(ctx context.Context) error {
+	if p, ok := c.store().(session.Pinger); ok {
+		return p.Ping(ctx)
+	}
+	return nil
+}
+
+// RevokeSID implements session.Revoker.
+func (c currentStore) RevokeSID(ctx context.Context, sid string) (int, error) {
+	rv, ok := c.store().(session.Revoker)
+	if !ok {
+		return 0, errors.New("authproxy: session store cannot revoke sessions")
+	}
+	return rv.RevokeSID(ctx, sid)
+}
+
+// RevokeSubject implements session.Revoker.
+func (c currentStore) RevokeSubject(ctx context.Context, sub string) (int, error) {
+	rv, ok := c.store().(session.Revoker)
+	if !ok {
+		return 0, errors.New("authproxy: session store cannot revoke sessions")
+	}
+	return rv.RevokeSubject(ctx, sub)
 }

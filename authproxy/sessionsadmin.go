@@ -124,7 +124,7 @@ func RunSessions(ctx context.Context, cfg *Config, q SessionsRequest, out io.Wri
 	if q.Revoke {
 		action = "revoked"
 	}
-	if !redisConfigured(cfg) {
+	if !cfg.usesRedis() {
 		return fmt.Errorf("%w: sessions cannot be %s from outside the process that serves them: "+
 			"with AUTHPROXY_SESSION_STORE=cookie and no AUTHPROXY_REDIS_URL each session lives only in its browser's cookie "+
 			"and each replica keeps its sign-outs in its own memory; set AUTHPROXY_REDIS_URL (a revocation list shared by every replica) "+
@@ -256,11 +256,6 @@ func osUser() string {
 	return ""
 }
 
-// redisConfigured reports whether cfg names a Redis (URL, Sentinel or Cluster).
-func redisConfigured(cfg *Config) bool {
-	return cfg.RedisURL != "" || len(cfg.RedisSentinelAddrs) > 0 || len(cfg.RedisClusterAddrs) > 0
-}
-
 // announceRevocation tells the running replicas of a revocation and reports
 // how many heard it.
 func announceRevocation(ctx context.Context, rb *session.RedisBackend, q SessionsRequest, n int, counted bool) (int, error) {
@@ -268,7 +263,7 @@ func announceRevocation(ctx context.Context, rb *session.RedisBackend, q Session
 	if err != nil {
 		return 0, err
 	}
-	return rb.Publish(ctx, revocationChannel, b)
+	return rb.Announce(ctx, revocationChannel, b)
 }
 
 // notice is the announcement of q's revocation, which ended n sessions

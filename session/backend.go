@@ -68,6 +68,8 @@ func checkTTL(op string, ttl time.Duration) error {
 // not share it, so behind a load balancer each would know only the sessions
 // it saved itself; use Redis there.
 //
+// It is a Broadcaster too, within this process (see Publish and Subscribe).
+//
 // Expired keys are misses at once; their memory is reclaimed when they are
 // next touched, or by a sweep that writes trigger now and then. The zero
 // value is not usable; call NewMemoryBackend. It is safe for concurrent use.
@@ -77,6 +79,8 @@ type MemoryBackend struct {
 	mu     sync.Mutex
 	items  map[string]*memoryItem
 	writes int // since the last sweep
+
+	ps memoryPubSub // see Publish and Subscribe
 }
 
 // memoryItem is a value (set == nil) or a set.
@@ -94,7 +98,7 @@ func NewMemoryBackend(now func() time.Time) *MemoryBackend {
 	if now == nil {
 		now = time.Now
 	}
-	return &MemoryBackend{now: now, items: map[string]*memoryItem{}}
+	return &MemoryBackend{now: now, items: map[string]*memoryItem{}, ps: memoryPubSub{subs: map[*memorySub]struct{}{}}}
 }
 
 // live returns the unexpired item at key, deleting an expired one. The

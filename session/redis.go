@@ -71,9 +71,10 @@ type RedisBackend struct {
 	// what followSwitches keeps.
 	opts     *redis.UniversalOptions
 	mu       sync.Mutex
-	master   string         // the master a client was last made for
-	retired  []*redisClient // replaced clients, closed after a grace
-	watchers []func()       // stop the subscriptions
+	master   string                 // the master a client was last made for
+	retired  []*redisClient         // replaced clients, closed after a grace
+	watchers []func()               // stop the subscriptions to Sentinels
+	subs     map[*redisSub]struct{} // Subscribe's subscriptions
 	closed   bool
 	switched func(addr string) // tests: called after a switch is followed
 }
@@ -159,6 +160,7 @@ func (b *RedisBackend) Close() error {
 	for _, stop := range watchers {
 		stop()
 	}
+	b.endSubscriptions()
 	for _, c := range retired {
 		_ = c.Close()
 	}

@@ -470,6 +470,28 @@ func TestRedisCluster(t *testing.T) {
 			t.Errorf("sessions on %d of 3 nodes (%v); want them spread", used.Load(), err)
 		}
 	})
+	t.Run("publish and subscribe across nodes", func(t *testing.T) {
+		var bs []*RedisBackend
+		for _, seed := range []string{addrs[0], addrs[2]} {
+			b, err := NewRedisBackend(RedisOptions{ClusterAddrs: []string{seed}, KeyPrefix: "cluster-pubsub:"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = b.Close() })
+			bs = append(bs, b)
+		}
+		recs := []*recorder{newRecorder(), newRecorder()}
+		for i, b := range bs {
+			b.Subscribe("c", recs[i])
+			recs[i].want(t, 10*time.Second, "subscribed")
+		}
+		if err := bs[0].Publish(context.Background(), "c", []byte("hello")); err != nil {
+			t.Fatal(err)
+		}
+		for _, rec := range recs {
+			rec.want(t, 5*time.Second, "msg:hello")
+		}
+	})
 }
 
 func TestNewRedisBackendRejects(t *testing.T) {

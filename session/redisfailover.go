@@ -78,6 +78,7 @@ func (b *RedisBackend) switchTo(addr string) {
 	notify := b.switched
 	b.mu.Unlock()
 	time.AfterFunc(switchGrace, func() { b.retire(old) })
+	b.restartSubscriptions() // on the new client, so as not to miss messages published on the new master
 	if notify != nil {
 		notify(addr)
 	}

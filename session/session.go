@@ -11,7 +11,15 @@
 // Stores that can do more say so by implementing Pinger (they depend on a
 // server), Revoker (back-channel logout), AdminRevoker and Lister (an
 // operator's revocations and listings, from outside the serving process)
-// and CookieOwner.
+// and CookieOwner (which cookie names are the session's: the proxy keeps
+// them from the upstream).
+//
+// Cached puts a cache of opened sessions in front of any of them. Every
+// change made through it (Save, Clear, RevokeSID, RevokeSubject) drops the
+// sessions it affects, after the store has recorded it, and a load in flight
+// meanwhile is not cached. Replicas sharing Redis tell each other what they
+// changed over a Broadcaster (Redis pub/sub); a replica whose subscription is
+// down uses no cache until it is back.
 package session
 
 import (
