@@ -73,7 +73,7 @@ func buildProductionEnv(t *testing.T, logs io.Writer, opts ...envOption) *testEn
 		logs = e.logs
 	}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.srv, err = NewFromConfig(ctx, e.cfg, log, "test")
+	e.srv, err = NewFromConfig(ctx, e.cfg, log, "test", nil)
 	if err != nil {
 		ln.Close()
 		t.Fatal(err)

@@ -67,6 +67,7 @@ type envSetup struct {
 	idp          []func(f *fakeIdP)
 	now          func() time.Time
 	backend      session.Backend // when set, the server keeps sessions in a ticket store on it
+	tracing      *Tracing        // when set, requests and IdP calls are traced (tracing_test.go)
 }
 
 type envOption func(*envSetup)
@@ -148,7 +149,11 @@ func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
 	e.cfg = cfg
 
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.provider = providers.NewOIDC(providerConfig(cfg, log))
+	pc := providerConfig(cfg, log)
+	if setup.tracing != nil {
+		pc.HTTPClient.Transport = idpTransport(setup.tracing.Provider)
+	}
+	e.provider = providers.NewOIDC(pc)
 	err = e.provider.Discover(context.Background())
 	switch {
 	case setup.idpDown && err == nil:
@@ -184,10 +189,14 @@ func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
 			Secure: cfg.CookieSecure, SameSite: cfg.CookieSameSite,
 		}, nil)
 	}
-	e.srv, err = New(Options{
+	srvOpts := Options{
 		Config: cfg, Provider: e.provider, Store: store,
 		StateCodec: stateCodec, Templates: pages, Logger: log, Now: setup.now,
-	})
+	}
+	if setup.tracing != nil {
+		srvOpts.TracerProvider, srvOpts.Propagator = setup.tracing.Provider, setup.tracing.Propagator
+	}
+	e.srv, err = New(srvOpts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,7 +47,7 @@ func (c *Config) checkProvider(failed map[string]bool) []error {
 	if len(errs) > 0 || len(failed) > 0 {
 		return errs
 	}
-	if _, err := newProvider(c, nil); err != nil {
+	if _, err := newProvider(c, nil, nil); err != nil {
 		msg := strings.TrimPrefix(err.Error(), "providers: ")
 		if !strings.HasPrefix(msg, "AUTHPROXY_") {
 			msg = "AUTHPROXY_PROVIDER: " + msg

@@ -4,6 +4,7 @@
 package authproxy
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -12,6 +13,9 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"time"
+
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/authproxy/authproxy/providers"
 	"github.com/authproxy/authproxy/session"
@@ -47,6 +51,13 @@ type Options struct {
 	Now    func() time.Time
 	// Version is reported by the authproxy_build_info metric.
 	Version string
+	// TracerProvider, when not nil, traces every request (a server span)
+	// and the upstream request, whose trace context goes to the upstream
+	// through Propagator (W3C traceparent when nil). nil means tracing off:
+	// no span, no header, no cost. The IdP's and the session store's
+	// spans are configured in their own packages (NewFromConfig does).
+	TracerProvider trace.TracerProvider
+	Propagator     propagation.TextMapPropagator
 
 	closer io.Closer // closed by Server.Close; set by NewFromConfig
 }
@@ -73,7 +84,11 @@ type Server struct {
 	limits    rateLimits
 
 	identity *identitySigner // nil unless AUTHPROXY_UPSTREAM_JWT
-	bearers  bearerCache
+	// tracer is nil when tracing is off; propagator and idpName serve it.
+	tracer     trace.Tracer
+	propagator propagation.TextMapPropagator
+	idpName    string
+	bearers    bearerCache
 	// claimHeaderNames are AUTHPROXY_CLAIM_HEADERS' names, normalized.
 	claimHeaderNames map[string]bool
 	closer           io.Closer
@@ -120,6 +135,15 @@ func New(opts Options) (*Server, error) {
 
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if opts.TracerProvider != nil {
+		s.tracer = opts.TracerProvider.Tracer(tracerName)
+		s.propagator = opts.Propagator
+		if s.propagator == nil {
+			s.propagator = propagation.TraceContext{}
+		}
+		// Named IdPs will name themselves; until then, the kind.
+		s.idpName = cmp.Or(opts.Config.Provider, "default")
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -168,10 +192,13 @@ func providerConfig(cfg *Config, log *slog.Logger) providers.OIDCConfig {
 }
 
 // newProvider builds the identity provider AUTHPROXY_PROVIDER names; an
-// OpenID Connect kind has yet to run discovery (providers.Discoverer).
-func newProvider(cfg *Config, log *slog.Logger) (providers.Provider, error) {
+// OpenID Connect kind has yet to run discovery (providers.Discoverer). Its
+// calls to the IdP are traced when tp is not nil.
+func newProvider(cfg *Config, log *slog.Logger, tp trace.TracerProvider) (providers.Provider, error) {
+	oc := providerConfig(cfg, log)
+	oc.HTTPClient.Transport = idpTransport(tp)
 	return providers.New(cfg.Provider, providers.Config{
-		OIDCConfig: providerConfig(cfg, log),
+		OIDCConfig: oc,
 		Keycloak:   providers.KeycloakOptions{Roles: cfg.KeycloakRoles},
 		Entra:      providers.EntraOptions{Tenants: cfg.EntraTenants, GraphURL: urlString(cfg.EntraGraphURL), GroupNames: cfg.EntraGroupNames},
 		Google:     providers.GoogleOptions{HostedDomains: cfg.GoogleHostedDomains},
@@ -187,8 +214,9 @@ func urlString(u *url.URL) string {
 }
 
 // newBackend returns the Redis backend when Redis is configured, else an
-// in-memory one that serves this process only.
-func newBackend(cfg *Config) (interface {
+// in-memory one that serves this process only. Redis commands are traced
+// when tp is not nil.
+func newBackend(cfg *Config, tp trace.TracerProvider) (interface {
 	session.Backend
 	io.Closer
 }, error) {
@@ -200,6 +228,7 @@ func newBackend(cfg *Config) (interface {
 		SentinelMaster: cfg.RedisSentinelMaster,
 		SentinelAddrs:  cfg.RedisSentinelAddrs,
 		ClusterAddrs:   cfg.RedisClusterAddrs,
+		TracerProvider: tp,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("authproxy: AUTHPROXY_REDIS_URL: %w", err)
@@ -218,8 +247,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // NewFromConfig builds the provider, the session store and the pages that
 // cfg describes, starts provider discovery in the background (retried until
-// ctx ends), and returns the Server.
-func NewFromConfig(ctx context.Context, cfg *Config, log *slog.Logger, version string) (*Server, error) {
+// ctx ends), and returns the Server. tracing, when not nil, traces requests,
+// the IdP's calls and Redis's commands; the caller shuts it down.
+func NewFromConfig(ctx context.Context, cfg *Config, log *slog.Logger, version string, tracing *Tracing) (*Server, error) {
+	var tp trace.TracerProvider
+	var prop propagation.TextMapPropagator
+	if tracing != nil {
+		tp, prop = tracing.Provider, tracing.Propagator
+	}
 	pages, err := templates.New(cfg.TemplatesDir)
 	if err != nil {
 		return nil, fmt.Errorf("authproxy: AUTHPROXY_TEMPLATES_DIR: %w", err)
@@ -236,7 +271,7 @@ func NewFromConfig(ctx context.Context, cfg *Config, log *slog.Logger, version s
 	if err != nil {
 		return nil, fmt.Errorf("authproxy: %w", err)
 	}
-	backend, err := newBackend(cfg)
+	backend, err := newBackend(cfg, tp)
 	if err != nil {
 		return nil, err
 	}
@@ -254,7 +289,7 @@ func NewFromConfig(ctx context.Context, cfg *Config, log *slog.Logger, version s
 		list := session.NewRevocationList(backend, cfg.SessionTTL, nil)
 		store = session.WithRevocation(session.NewCookieStore(sessionCodec, cookieOpts, nil), list)
 	}
-	provider, err := newProvider(cfg, log) // LoadConfig has already checked it
+	provider, err := newProvider(cfg, log, tp) // LoadConfig has already checked it
 	if err != nil {
 		backend.Close()
 		return nil, fmt.Errorf("authproxy: %w", err)
@@ -272,5 +307,8 @@ func NewFromConfig(ctx context.Context, cfg *Config, log *slog.Logger, version s
 		Logger:     log,
 		Version:    version,
 		closer:     backend,
+
+		TracerProvider: tp,
+		Propagator:     prop,
 	})
 }

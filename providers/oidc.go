@@ -52,7 +52,8 @@ type OIDCConfig struct {
 	Hooks Hooks
 	// HTTPClient is used for every call to the IdP; nil means a client with
 	// a 10 s timeout. Its timeout bounds each call; NewOIDC wraps its
-	// transport so that no answer past MaxResponseBytes is read.
+	// transport so that no answer past MaxResponseBytes is read. Its
+	// transport can tell the calls apart with Operation.
 	HTTPClient *http.Client
 	// Logger receives discovery progress; nil discards it.
 	Logger *slog.Logger
@@ -119,7 +120,7 @@ func (p *OIDC) Discover(ctx context.Context) error {
 	if p.found.Load() != nil {
 		return nil
 	}
-	ctx = oidc.ClientContext(ctx, p.client)
+	ctx = withOperation(oidc.ClientContext(ctx, p.client), OpDiscovery)
 	if p.cfg.Hooks.Issuer != nil {
 		// Not skipped but replaced: Hooks.Issuer checks the document's
 		// issuer below and returns the check every token must pass.
@@ -293,7 +294,7 @@ func (p *OIDC) Exchange(ctx context.Context, code, verifier, nonce string) (*Ide
 	if err != nil {
 		return nil, err
 	}
-	ctx = oidc.ClientContext(ctx, p.client)
+	ctx = withOperation(oidc.ClientContext(ctx, p.client), OpToken)
 	tok, err := d.oauth.Exchange(ctx, code, oauth2.VerifierOption(verifier))
 	if err != nil {
 		return nil, tokenError("exchanging code", err)
@@ -327,7 +328,7 @@ func (p *OIDC) Refresh(ctx context.Context, refreshToken string) (*Identity, err
 	if err != nil {
 		return nil, err
 	}
-	ctx = oidc.ClientContext(ctx, p.client)
+	ctx = withOperation(oidc.ClientContext(ctx, p.client), OpRefresh)
 	tok, err := d.oauth.TokenSource(ctx, &oauth2.Token{RefreshToken: refreshToken}).Token()
 	if err != nil {
 		return nil, tokenError("refreshing", err)
