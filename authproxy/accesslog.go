@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"strconv"
 	"time"
-
-	"github.com/authproxy/authproxy/policy"
 )
 
 // requestInfo is what the handlers tell the access log about a request.
@@ -17,7 +15,6 @@ type requestInfo struct {
 	id      string
 	outcome string
 	user    string
-	rule    *policy.Rule // the policy rule matched, for the trace; nil when none
 }
 
 type requestInfoKey struct{}

@@ -25,7 +25,9 @@ func (s *Server) protect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rule := s.cfg.Policy.Match(r.Method, clean)
-	infoFrom(r.Context()).rule = rule
+	if s.tracer != nil {
+		spanRule(r, rule)
+	}
 	if rule.Public() {
 		setOutcome(r, outcomePublic, "")
 		s.serveUpstream(w, r)

@@ -4,7 +4,6 @@
 package authproxy
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -84,11 +83,13 @@ type Server struct {
 	limits    rateLimits
 
 	identity *identitySigner // nil unless AUTHPROXY_UPSTREAM_JWT
-	// tracer is nil when tracing is off; propagator and idpName serve it.
-	tracer     trace.Tracer
-	propagator propagation.TextMapPropagator
-	idpName    string
-	bearers    bearerCache
+	// tracer is nil when tracing is off; propagator (with the headers it
+	// writes, traceFields) and idpName serve it.
+	tracer      trace.Tracer
+	propagator  propagation.TextMapPropagator
+	traceFields []string
+	idpName     string
+	bearers     bearerCache
 	// claimHeaderNames are AUTHPROXY_CLAIM_HEADERS' names, normalized.
 	claimHeaderNames map[string]bool
 	closer           io.Closer
@@ -136,15 +137,7 @@ func New(opts Options) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if opts.TracerProvider != nil {
-		s.tracer = opts.TracerProvider.Tracer(tracerName)
-		s.propagator = opts.Propagator
-		if s.propagator == nil {
-			s.propagator = propagation.TraceContext{}
-		}
-		// Named IdPs will name themselves; until then, the kind.
-		s.idpName = cmp.Or(opts.Config.Provider, "default")
-	}
+	s.setTracing(opts.TracerProvider, opts.Propagator)
 	if s.now == nil {
 		s.now = time.Now
 	}

@@ -1,6 +1,7 @@
 package authproxy
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/authproxy/authproxy/policy"
 	"github.com/authproxy/authproxy/providers"
 )
 
@@ -36,6 +38,22 @@ const (
 	attrIdP       = attribute.Key("authproxy.idp")
 	attrRequestID = attribute.Key("authproxy.request_id")
 )
+
+// setTracing turns tracing on with tp (Options.TracerProvider), or leaves
+// it off when tp is nil. New calls it before it builds the reverse proxy.
+func (s *Server) setTracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) {
+	if tp == nil {
+		return
+	}
+	s.tracer = tp.Tracer(tracerName)
+	s.propagator = prop
+	if s.propagator == nil {
+		s.propagator = propagation.TraceContext{}
+	}
+	s.traceFields = s.propagator.Fields()
+	// Named IdPs will name themselves; until then, the kind.
+	s.idpName = cmp.Or(s.cfg.Provider, "default")
+}
 
 // serverSpanName names the server span of a request to path, or returns
 // "" for the probes (/healthz, /readyz, /metrics), which are not traced.
@@ -81,30 +99,33 @@ func (s *Server) startServerSpan(r *http.Request) (context.Context, trace.Span) 
 	if name == "" {
 		return ctx, nil
 	}
-	opts := []trace.SpanStartOption{
-		trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(attribute.String("http.request.method", spanMethod(r.Method))),
-	}
 	remote := s.propagator.Extract(ctx, propagation.HeaderCarrier(r.Header))
-	if s.trusted.contains(r.RemoteAddr) {
-		ctx = remote
-	} else if sc := trace.SpanContextFromContext(remote); sc.IsValid() {
-		opts = append(opts, trace.WithNewRoot(), trace.WithLinks(trace.Link{SpanContext: sc}))
+	var span trace.Span
+	if sc := trace.SpanContextFromContext(remote); !sc.IsValid() || s.trusted.contains(r.RemoteAddr) {
+		ctx, span = s.tracer.Start(remote, name, serverKind)
+	} else {
+		ctx, span = s.tracer.Start(ctx, name, serverKind, trace.WithNewRoot(), trace.WithLinks(trace.Link{SpanContext: sc}))
 	}
-	return s.tracer.Start(ctx, name, opts...)
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("http.request.method", spanMethod(r.Method)))
+	}
+	return ctx, span
 }
+
+// The span kinds, made once: an option is an interface value.
+var (
+	serverKind = trace.WithSpanKind(trace.SpanKindServer)
+	clientKind = trace.WithSpanKind(trace.SpanKindClient)
+)
 
 // endServerSpan records how the request ended and ends span.
 func (s *Server) endServerSpan(span trace.Span, ri *requestInfo, status int, outcome string) {
 	if span.IsRecording() {
-		attrs := make([]attribute.KeyValue, 0, 5)
+		attrs := make([]attribute.KeyValue, 0, 4)
 		attrs = append(attrs,
 			attribute.Int("http.response.status_code", status),
 			attrOutcome.String(outcome),
 			attrRequestID.String(ri.id))
-		if ri.rule != nil {
-			attrs = append(attrs, attrRule.String(ri.rule.Source))
-		}
 		if outcome != outcomePublic {
 			attrs = append(attrs, attrIdP.String(s.idpName))
 		}
@@ -114,6 +135,14 @@ func (s *Server) endServerSpan(span trace.Span, ri *requestInfo, status int, out
 		}
 	}
 	span.End()
+}
+
+// spanRule records on r's server span where the policy rule that matched
+// r comes from (nil: none matched).
+func spanRule(r *http.Request, rule *policy.Rule) {
+	if span := trace.SpanFromContext(r.Context()); rule != nil && span.IsRecording() {
+		span.SetAttributes(attrRule.String(rule.Source))
+	}
 }
 
 // spanMethod is the request method as the semantic conventions record it:
@@ -129,37 +158,33 @@ func spanMethod(m string) string {
 }
 
 // tracedTransport makes a client span of every request it sends, a child
-// of the span in the request's context. With inject it also replaces the
-// request's trace context headers (a client's included) with the span's.
+// of the span in the request's context, named by name. It sends no trace
+// context.
 type tracedTransport struct {
 	next   http.RoundTripper
 	tracer trace.Tracer
 	name   func(*http.Request) string
-	// withPath records the request's path: the IdP's endpoints, never the
-	// app's, whose paths may name people.
-	withPath bool
-	inject   propagation.TextMapPropagator // nil: none
 }
 
 func (t *tracedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	attrs := make([]attribute.KeyValue, 0, 3)
-	attrs = append(attrs, attribute.String("http.request.method", spanMethod(req.Method)),
-		attribute.String("server.address", req.URL.Hostname()))
-	if t.withPath {
-		attrs = append(attrs, attribute.String("url.path", req.URL.Path))
+	ctx, span := t.tracer.Start(req.Context(), t.name(req), clientKind)
+	if span.IsRecording() {
+		// The IdP's endpoints: its paths name no one.
+		span.SetAttributes(attribute.String("http.request.method", spanMethod(req.Method)),
+			attribute.String("server.address", req.URL.Hostname()),
+			attribute.String("url.path", req.URL.Path))
 	}
-	ctx, span := t.tracer.Start(req.Context(), t.name(req), trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+	resp, err := t.next.RoundTrip(req.WithContext(ctx))
+	endClientSpan(span, resp, err)
+	return resp, err
+}
+
+// endClientSpan records how a request ended and ends span.
+func endClientSpan(span trace.Span, resp *http.Response, err error) {
 	defer span.End()
-	if t.inject != nil {
-		req = req.Clone(ctx) // a RoundTripper must not change its caller's request
-		for _, h := range t.inject.Fields() {
-			req.Header.Del(h)
-		}
-		t.inject.Inject(ctx, propagation.HeaderCarrier(req.Header))
-	} else {
-		req = req.WithContext(ctx)
+	if !span.IsRecording() {
+		return
 	}
-	resp, err := t.next.RoundTrip(req)
 	if err != nil {
 		// Not err itself: a url.Error quotes the URL, query included.
 		var nerr net.Error
@@ -168,27 +193,55 @@ func (t *tracedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		} else {
 			span.SetStatus(codes.Error, "no answer")
 		}
-		return nil, err
+		return
 	}
 	span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
 	if resp.StatusCode >= 500 {
 		span.SetStatus(codes.Error, "")
 	}
-	return resp, nil
 }
 
-// traceUpstream wraps the upstream transport with the "upstream" span and
-// traceparent propagation; it returns next itself when tracing is off. The
-// span ends when the upstream's response headers arrive: a stream or
-// WebSocket keeps only the server span open.
-func (s *Server) traceUpstream(next http.RoundTripper) http.RoundTripper {
+// traceUpstream starts the "upstream" span of an outgoing request, from
+// the proxy's Rewrite, and returns the request to send in its stead: the
+// span in its context, and in its header the span's trace context
+// (OTEL_PROPAGATORS), replacing whatever trace context the client sent.
+// It returns out itself when tracing is off. The header is the reverse
+// proxy's own copy; replacing out is what Rewrite may do.
+func (s *Server) traceUpstream(out *http.Request) *http.Request {
+	if s.tracer == nil {
+		return out
+	}
+	ctx, span := s.tracer.Start(out.Context(), "upstream", clientKind)
+	if span.IsRecording() {
+		// Not the path: an app's paths may name people.
+		span.SetAttributes(attribute.String("http.request.method", spanMethod(out.Method)),
+			attribute.String("server.address", out.URL.Hostname()))
+	}
+	for _, h := range s.traceFields {
+		out.Header.Del(h)
+	}
+	s.propagator.Inject(ctx, propagation.HeaderCarrier(out.Header))
+	return out.WithContext(ctx)
+}
+
+// upstreamSpanTransport ends the span traceUpstream started when the
+// upstream's response headers arrive: a stream or WebSocket keeps only the
+// server span open.
+type upstreamSpanTransport struct{ next http.RoundTripper }
+
+func (t upstreamSpanTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(req)
+	endClientSpan(trace.SpanFromContext(req.Context()), resp, err)
+	return resp, err
+}
+
+// tracedUpstream wraps the upstream transport to end the upstream span;
+// next itself when tracing is off.
+func (s *Server) tracedUpstream(next http.RoundTripper) http.RoundTripper {
 	if s.tracer == nil {
 		return next
 	}
-	return &tracedTransport{
-		next: next, tracer: s.tracer, inject: s.propagator,
-		name: func(*http.Request) string { return "upstream" },
-	}
+	return upstreamSpanTransport{next: next}
 }
 
 // idpTransport is the transport of the client that talks to the IdP:
@@ -199,7 +252,7 @@ func idpTransport(tp trace.TracerProvider) http.RoundTripper {
 		return nil
 	}
 	return &tracedTransport{
-		next: http.DefaultTransport, tracer: tp.Tracer(tracerName), withPath: true,
+		next: http.DefaultTransport, tracer: tp.Tracer(tracerName),
 		name: func(r *http.Request) string { return idpSpanName(providers.Operation(r)) },
 	}
 }
