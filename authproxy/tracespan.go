@@ -86,8 +86,8 @@ func serverSpanName(path string) string {
 
 // startServerSpan starts r's server span, or returns r's context and nil
 // when tracing is off or r is a probe. The trace context in r's headers is
-// the span's parent only when r comes from AUTHPROXY_TRUSTED_PROXIES: any
-// other client's becomes a link, so that a client can neither force nor
+// the span's parent (and its baggage the request's) only when r comes from
+// AUTHPROXY_TRUSTED_PROXIES: any other client's becomes a link, so that a client can neither force nor
 // forbid sampling (a parent-based OTEL_TRACES_SAMPLER follows trusted
 // parents only) nor graft authproxy's spans onto a trace of its choosing.
 func (s *Server) startServerSpan(r *http.Request) (context.Context, trace.Span) {
@@ -101,10 +101,13 @@ func (s *Server) startServerSpan(r *http.Request) (context.Context, trace.Span) 
 	}
 	remote := s.propagator.Extract(ctx, propagation.HeaderCarrier(r.Header))
 	var span trace.Span
-	if sc := trace.SpanContextFromContext(remote); !sc.IsValid() || s.trusted.contains(r.RemoteAddr) {
+	switch sc := trace.SpanContextFromContext(remote); {
+	case remote != ctx && s.trusted.contains(r.RemoteAddr):
 		ctx, span = s.tracer.Start(remote, name, serverKind)
-	} else {
+	case sc.IsValid():
 		ctx, span = s.tracer.Start(ctx, name, serverKind, trace.WithNewRoot(), trace.WithLinks(trace.Link{SpanContext: sc}))
+	default: // nothing from the client is kept, its baggage included
+		ctx, span = s.tracer.Start(ctx, name, serverKind)
 	}
 	if span.IsRecording() {
 		span.SetAttributes(attribute.String("http.request.method", spanMethod(r.Method)))

@@ -215,8 +215,9 @@ func TestTracingRefresh(t *testing.T) {
 
 // TestTracingIncomingParent checks whose trace context authproxy joins: a
 // trusted proxy's becomes the parent (and a parent-based sampler follows
-// its decision); any other client's is only linked, so it can force no
-// sampling, and its traceparent never reaches the upstream.
+// its decision, and its baggage goes on); any other client's is only
+// linked, so it can force no sampling, and none of its trace context
+// reaches the upstream.
 func TestTracingIncomingParent(t *testing.T) {
 	const (
 		clientTrace = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -242,7 +243,7 @@ func TestTracingIncomingParent(t *testing.T) {
 				opts = append(opts, withVar("AUTHPROXY_TRUSTED_PROXIES", tc.trusted))
 			}
 			e := newTestEnv(t, opts...)
-			echo := fromUpstream(t, e.request(t, e.browser(), http.MethodGet, "/public/x", "Traceparent", sampled, "Tracestate", "client=1"))
+			echo := fromUpstream(t, e.request(t, e.browser(), http.MethodGet, "/public/x", "Traceparent", sampled, "Tracestate", "client=1", "Baggage", "tenant=blue"))
 			spans := flushed(t, tr, rc)
 			apps := otlptest.Find(spans, "authproxy app")
 
@@ -255,6 +256,9 @@ func TestTracingIncomingParent(t *testing.T) {
 			}
 			if !tc.joined && echo.Header.Get("Tracestate") != "" {
 				t.Errorf("upstream got the untrusted client's tracestate %q", echo.Header.Get("Tracestate"))
+			}
+			if want := map[bool]string{true: "tenant=blue", false: ""}[tc.joined]; echo.Header.Get("Baggage") != want {
+				t.Errorf("upstream got baggage %q, want %q", echo.Header.Get("Baggage"), want)
 			}
 			if !tc.exported {
 				if len(apps) != 0 {
@@ -279,6 +283,17 @@ func TestTracingIncomingParent(t *testing.T) {
 				t.Errorf("server span links %v, want one to the client's span", s.Links)
 			}
 		})
+	}
+}
+
+// TestTracingUntrustedBaggage checks that an untrusted client's baggage,
+// sent without a trace context, does not reach the upstream as authproxy's.
+func TestTracingUntrustedBaggage(t *testing.T) {
+	tr, _ := newTestTracing(t)
+	e := newTestEnv(t, withTracing(tr), withVar("AUTHPROXY_SKIP_AUTH_ROUTES", "/public/"))
+	echo := fromUpstream(t, e.request(t, e.browser(), http.MethodGet, "/public/x", "Baggage", "tenant=blue"))
+	if v := echo.Header.Get("Baggage"); v != "" {
+		t.Errorf("upstream got the untrusted client's baggage %q", v)
 	}
 }
 
