@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/go-logr/logr"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -53,8 +54,9 @@ func tracingOff(lookup Lookup) bool {
 // exporter and the batch span processor read their own OTEL_* variables
 // (headers, timeout, compression, certificates, OTEL_BSP_*) from it.
 //
-// Export failures are logged to log, throttled like the session store's; this is
-// OpenTelemetry's one, process-wide error handler, so call NewTracing once.
+// Export failures are logged to log, throttled like the session store's,
+// and so are the SDK's own messages; these are OpenTelemetry's process-wide
+// error handler and logger, so call NewTracing once.
 // Call Shutdown before the process exits, to send the last spans.
 func NewTracing(ctx context.Context, lookup Lookup, log *slog.Logger, version string) (*Tracing, error) {
 	if tracingOff(lookup) {
@@ -101,6 +103,7 @@ func NewTracing(ctx context.Context, lookup Lookup, log *slog.Logger, version st
 	}
 	failures := newLogThrottle(log, "trace export failed", storeLogEvery)
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { failures.failed(err) }))
+	otel.SetLogger(logr.FromSlogHandler(log.Handler())) // the SDK's own warnings, in this log
 	sdk := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res), sdktrace.WithSampler(sampler))
 	return &Tracing{Provider: sdk, Propagator: prop, sdk: sdk}, nil
 }

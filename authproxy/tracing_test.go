@@ -2,10 +2,12 @@ package authproxy
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/authproxy/authproxy/internal/otlptest"
 )
@@ -366,5 +368,28 @@ func TestNewTracingRefuses(t *testing.T) {
 				t.Fatalf("NewTracing: %v; want an error naming %s", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestTracingExportFailureLogged checks that spans that cannot be sent
+// (no collector) are reported in authproxy's own log.
+func TestTracingExportFailureLogged(t *testing.T) {
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+closedAddr(t))
+	t.Setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "100")
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "10")
+	logs := &lockedBuffer{}
+	tr, err := NewTracing(context.Background(), os.LookupEnv, slog.New(slog.NewJSONHandler(logs, nil)), "test")
+	if err != nil || tr == nil {
+		t.Fatalf("NewTracing = %v, %v", tr, err)
+	}
+	defer tr.Shutdown(context.Background())
+	_, span := tr.Provider.Tracer("test").Start(context.Background(), "lost")
+	span.End()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), `"msg":"trace export failed"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no export failure logged; log:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
