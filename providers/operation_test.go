@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -57,5 +58,25 @@ func TestOperation(t *testing.T) {
 	}
 	if got, want := rec.take(), []string{"refresh /token", "userinfo /userinfo"}; !slices.Equal(got, want) {
 		t.Errorf("Refresh: calls %q, want %q (the keys are cached)", got, want)
+	}
+}
+
+// TestOperationGitHub checks the same for GitHub: the token call, then
+// its user API as userinfo.
+func TestOperationGitHub(t *testing.T) {
+	g := newGitHubFake(t)
+	rec := &opRecorder{}
+	p := githubProvider(t, g, func(c *Config) { c.HTTPClient = &http.Client{Transport: rec} })
+	if _, err := githubSignIn(t, g, p, nil); err != nil {
+		t.Fatal(err)
+	}
+	ops := rec.take()
+	if len(ops) < 2 || !strings.HasPrefix(ops[0], "token ") {
+		t.Fatalf("calls %q, want the token call first", ops)
+	}
+	for _, op := range ops[1:] {
+		if !strings.HasPrefix(op, "userinfo ") {
+			t.Errorf("call %q after the token call, want userinfo", op)
+		}
 	}
 }
