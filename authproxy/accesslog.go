@@ -43,10 +43,12 @@ func setOutcome(r *http.Request, outcome, user string) {
 // accessLog is the outermost middleware: it gives the request an id, counts
 // it in the metrics and writes one log line when it ends: request id,
 // method, path without the query, status, bytes, duration and the user when
-// known. Never the query string, cookies or headers.
+// known. Never the query string, cookies or headers. With tracing on it
+// also holds the request's server span.
 func (s *Server) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		ctx, span := s.startServerSpan(r)
 		ri := &requestInfo{id: requestID(), live: s.live.Load()}
 		w.Header().Set("X-Request-Id", ri.id)
 		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
@@ -61,6 +63,9 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 				outcome = outcomeEndpoint
 			}
 			s.metrics.countRequest(outcome)
+			if span != nil {
+				s.endServerSpan(span, ri, rec.status, outcome)
+			}
 			level := slog.LevelInfo
 			if rec.status >= 500 {
 				level = slog.LevelWarn
@@ -86,7 +91,7 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 				slog.String("user", ri.user),
 			)
 		}()
-		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), requestInfoKey{}, ri)))
+		next.ServeHTTP(rec, r.WithContext(context.WithValue(ctx, requestInfoKey{}, ri)))
 	})
 }
 

@@ -26,6 +26,9 @@ func (s *Server) protect(w http.ResponseWriter, r *http.Request) {
 	}
 	pol := s.current(r.Context()).policy
 	rule := pol.Match(r.Method, clean)
+	if s.tracer != nil {
+		spanRule(r, rule)
+	}
 	if rule.Public() {
 		setOutcome(r, outcomePublic, "")
 		s.serveUpstream(w, r)

@@ -31,7 +31,7 @@ func Check(ctx context.Context, cfg *Config, w io.Writer) error {
 
 	report(nil, fmt.Sprintf("configuration: %d variables valid", len(variables)))
 
-	p, err := newProvider(cfg, nil)
+	p, err := newProvider(cfg, nil, nil)
 	if err != nil {
 		report(err, "")
 	} else if c, ok := p.(providers.Checker); ok {
@@ -110,7 +110,7 @@ func checkUpstream(ctx context.Context, cfg *Config) error {
 
 // checkRedis reports whether the configured Redis answers a PING.
 func checkRedis(ctx context.Context, cfg *Config) error {
-	b, err := newBackend(cfg)
+	b, err := newBackend(cfg, nil)
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
-	"github.com/authproxy/authproxy/policy"
 	"maps"
 	"net/http"
 	"net/netip"
@@ -15,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/authproxy/authproxy/policy"
 )
 
 // validEnv returns every required variable with a valid value.

@@ -67,6 +67,7 @@ type envSetup struct {
 	idp          []func(f *fakeIdP)
 	now          func() time.Time
 	backend      session.Backend // when set, the server keeps sessions in a ticket store on it
+	tracing      *Tracing        // when set, requests and IdP calls are traced (tracing_test.go)
 }
 
 type envOption func(*envSetup)
@@ -155,7 +156,11 @@ func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
 	e.cfg = cfg
 
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.provider = providers.NewOIDC(providerConfig(cfg, log))
+	pc := providerConfig(cfg, log)
+	if setup.tracing != nil {
+		pc.WrapTransport = idpTransport(setup.tracing.Provider)
+	}
+	e.provider = providers.NewOIDC(pc)
 	err = e.provider.Discover(context.Background())
 	switch {
 	case setup.idpDown && err == nil:
@@ -170,6 +175,7 @@ func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
 	if setup.backend != nil {
 		rt.Backend = setup.backend
 	}
+	rt.Tracing = setup.tracing
 	if e.srv, err = NewFromConfig(context.Background(), cfg, rt); err != nil {
 		t.Fatal(err)
 	}

@@ -51,7 +51,7 @@ func (c *Config) checkProvider(failed map[string]bool) []error {
 	if len(errs) > 0 || len(failed) > 0 {
 		return errs
 	}
-	if _, err := newProvider(c, nil); err != nil {
+	if _, err := newProvider(c, nil, nil); err != nil {
 		var ce *providers.ConfigError
 		if errors.As(err, &ce) {
 			errs = append(errs, fmt.Errorf("%s: %w", providerFieldVariable(ce.Field), ce.Err))

@@ -42,7 +42,7 @@ func sessionFrom(ctx context.Context) *session.Session {
 func (s *Server) newReverseProxy(transport http.RoundTripper, target *url.URL) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite:   func(pr *httputil.ProxyRequest) { s.rewrite(pr, target) },
-		Transport: timedTransport{next: transport, m: s.metrics},
+		Transport: timedTransport{next: s.tracedUpstream(transport), m: s.metrics},
 		// Zero: event streams and bodies of unknown length are still
 		// flushed at once (ReverseProxy recognizes them); others need no
 		// flush timer per response.
@@ -139,6 +139,7 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest, target *url.URL) {
 			setHeader(h, headerUpstreamJWT, tok)
 		}
 	}
+	pr.Out = s.traceUpstream(pr.Out)
 }
 
 // bufferPool reuses ReverseProxy's 32 KiB copy buffers across requests.

@@ -160,7 +160,11 @@ func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusForbidden, map[string]string{"error": "forbidden", "message": "ambiguous method or path"})
 			return
 		}
-		if rule = pol.Match(method, clean); rule.Public() {
+		rule = pol.Match(method, clean)
+		if s.tracer != nil {
+			spanRule(r, rule)
+		}
+		if rule.Public() {
 			setOutcome(r, outcomePublic, "")
 			w.WriteHeader(http.StatusAccepted)
 			return

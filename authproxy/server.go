@@ -42,6 +42,9 @@ import (
 	"time"
 
 	"github.com/authproxy/authproxy/policy"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/authproxy/authproxy/providers"
 	"github.com/authproxy/authproxy/session"
 	"github.com/authproxy/authproxy/templates"
@@ -80,6 +83,13 @@ type Options struct {
 	// AccessLog, when not nil, receives the access log's lines as JSON
 	// directly; nil sends them through Logger.
 	AccessLog io.Writer
+	// TracerProvider, when not nil, traces every request (a server span)
+	// and the upstream request, whose trace context goes to the upstream
+	// through Propagator (W3C traceparent when nil). nil means tracing off:
+	// no span, no header, no cost. The IdP's and the session store's
+	// spans are configured in their own packages (NewFromConfig does).
+	TracerProvider trace.TracerProvider
+	Propagator     propagation.TextMapPropagator
 
 	closer io.Closer // closed by Server.Close; set by NewFromConfig
 	// rebuild makes the session store and state codec of a reloaded
@@ -150,8 +160,14 @@ type Server struct {
 	limits rateLimits
 
 	identity *identitySigner // nil unless AUTHPROXY_UPSTREAM_JWT
-	bearers  bearerCache
-	closer   io.Closer
+	// tracer is nil when tracing is off; propagator (with the headers it
+	// writes, traceFields) and idpName serve it.
+	tracer      trace.Tracer
+	propagator  propagation.TextMapPropagator
+	traceFields []string
+	idpName     string
+	bearers     bearerCache
+	closer      io.Closer
 	// accessOut receives access-log lines as JSON (nil: through log), and
 	// lineBuffers are the buffers they are formatted in.
 	accessOut   io.Writer
@@ -203,6 +219,7 @@ func New(opts Options) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.setTracing(opts.TracerProvider, opts.Propagator)
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -291,14 +308,16 @@ func providerConfig(cfg *Config, log *slog.Logger) providers.OIDCConfig {
 }
 
 // newProvider builds the identity provider AUTHPROXY_PROVIDER names; an
-// OpenID Connect kind has yet to run discovery (providers.Discoverer).
-func newProvider(cfg *Config, log *slog.Logger) (providers.Provider, error) {
+// OpenID Connect kind has yet to run discovery (providers.Discoverer). Its
+// calls to the IdP are traced when tp is not nil.
+func newProvider(cfg *Config, log *slog.Logger, tp trace.TracerProvider) (providers.Provider, error) {
 	auth, err := clientAuth(cfg)
 	if err != nil {
 		return nil, err
 	}
 	oc := providerConfig(cfg, log)
 	oc.ClientAuth = auth
+	oc.WrapTransport = idpTransport(tp)
 	return providers.New(cfg.Provider, providers.Config{
 		OIDCConfig: oc,
 		Keycloak:   providers.KeycloakOptions{Roles: cfg.KeycloakRoles},
@@ -316,8 +335,9 @@ func urlString(u *url.URL) string {
 }
 
 // newBackend returns the Redis backend when Redis is configured, else an
-// in-memory one that serves this process only.
-func newBackend(cfg *Config) (interface {
+// in-memory one that serves this process only. Redis commands are traced
+// when tp is not nil.
+func newBackend(cfg *Config, tp trace.TracerProvider) (interface {
 	session.Backend
 	io.Closer
 }, error) {
@@ -329,6 +349,7 @@ func newBackend(cfg *Config) (interface {
 		SentinelMaster: cfg.RedisSentinelMaster,
 		SentinelAddrs:  cfg.RedisSentinelAddrs,
 		ClusterAddrs:   cfg.RedisClusterAddrs,
+		TracerProvider: tp,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("authproxy: AUTHPROXY_REDIS_URL: %w", err)
@@ -363,6 +384,10 @@ type Runtime struct {
 	Provider providers.Provider
 	Backend  session.Backend
 	Now      func() time.Time
+
+	// Tracing, when not nil (NewTracing), traces requests, the IdP's calls
+	// and Redis's commands; the caller shuts it down.
+	Tracing *Tracing
 }
 
 // NewFromConfig builds the provider, the session store and the pages that
@@ -374,6 +399,11 @@ func NewFromConfig(ctx context.Context, cfg *Config, rt Runtime) (*Server, error
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	var tp trace.TracerProvider
+	var prop propagation.TextMapPropagator
+	if rt.Tracing != nil {
+		tp, prop = rt.Tracing.Provider, rt.Tracing.Propagator
+	}
 	pages, err := templates.New(cfg.TemplatesDir)
 	if err != nil {
 		return nil, fmt.Errorf("authproxy: AUTHPROXY_TEMPLATES_DIR: %w", err)
@@ -383,7 +413,7 @@ func NewFromConfig(ctx context.Context, cfg *Config, rt Runtime) (*Server, error
 	if rt.Backend != nil {
 		backend = rt.Backend
 	} else {
-		b, err := newBackend(cfg)
+		b, err := newBackend(cfg, tp)
 		if err != nil {
 			return nil, err
 		}
@@ -406,7 +436,7 @@ func NewFromConfig(ctx context.Context, cfg *Config, rt Runtime) (*Server, error
 	}
 	provider := rt.Provider
 	if provider == nil {
-		if provider, err = newProvider(cfg, log); err != nil { // LoadConfig has already checked it
+		if provider, err = newProvider(cfg, log, tp); err != nil { // LoadConfig has already checked it
 			closeBackend()
 			return nil, fmt.Errorf("authproxy: %w", err)
 		}
@@ -427,6 +457,9 @@ func NewFromConfig(ctx context.Context, cfg *Config, rt Runtime) (*Server, error
 		Now:        rt.Now,
 		closer:     closer,
 		rebuild:    rebuild,
+
+		TracerProvider: tp,
+		Propagator:     prop,
 	})
 	if err != nil {
 		return nil, err

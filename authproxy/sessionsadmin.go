@@ -134,7 +134,7 @@ func RunSessions(ctx context.Context, cfg *Config, q SessionsRequest, out io.Wri
 		return fmt.Errorf("%w: sessions cannot be listed with AUTHPROXY_SESSION_STORE=cookie: each lives only in its browser's cookie; "+
 			"they can be revoked (authproxy sessions revoke); to list them use AUTHPROXY_SESSION_STORE=redis", ErrSessionsOutOfReach)
 	}
-	backend, err := newBackend(cfg)
+	backend, err := newBackend(cfg, nil)
 	if err != nil {
 		return err
 	}

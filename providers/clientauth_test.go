@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -380,10 +381,12 @@ func TestTLSClientAuth(t *testing.T) {
 	})
 	for _, tc := range []struct {
 		name, cn string
+		wrapped  bool // with a WrapTransport, as tracing adds
 		wantErr  bool
 	}{
-		{"the registered certificate", "authproxy", false},
-		{"another certificate of the CA", "someone-else", true},
+		{"the registered certificate", "authproxy", false, false},
+		{"the registered certificate, the transport wrapped", "authproxy", true, false},
+		{"another certificate of the CA", "someone-else", false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			certFile, keyFile := ca.clientCert(t, tc.cn)
@@ -392,7 +395,19 @@ func TestTLSClientAuth(t *testing.T) {
 				t.Fatal(err)
 			}
 			f.set(func(*testIdP) { seen = nil })
-			p := f.provider(t, func(c *OIDCConfig) { c.ClientAuth = auth; c.HTTPClient = f.srv.Client() })
+			var wrapped atomic.Int32
+			p := f.provider(t, func(c *OIDCConfig) {
+				c.ClientAuth = auth
+				c.HTTPClient = f.srv.Client()
+				if tc.wrapped {
+					c.WrapTransport = func(next http.RoundTripper) http.RoundTripper {
+						return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+							wrapped.Add(1)
+							return next.RoundTrip(r)
+						})
+					}
+				}
+			})
 			err = signInAndRefresh(t, f, p)
 			if tc.wantErr {
 				if !errors.Is(err, ErrClientRefused) || !strings.Contains(err.Error(), "AUTHPROXY_CLIENT_TLS_CERT_FILE") {
@@ -402,6 +417,9 @@ func TestTLSClientAuth(t *testing.T) {
 			}
 			if err != nil {
 				t.Fatal(err)
+			}
+			if tc.wrapped && wrapped.Load() == 0 {
+				t.Error("the wrapping transport saw no request")
 			}
 			f.set(func(*testIdP) {
 				want := []string{"/mtls/token authproxy", "/mtls/token authproxy", "/mtls/token authproxy"}
@@ -537,3 +555,8 @@ func TestSetClientAuthRefusesUnlistedAlgorithm(t *testing.T) {
 		t.Fatalf("SetClientAuth(RSA) = %v", err)
 	}
 }
+
+// roundTripFunc is an http.RoundTripper of one function.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

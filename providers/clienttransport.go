@@ -124,3 +124,17 @@ func (p *OIDC) SetClientAuth(a *ClientAuth) error {
 	p.auth.Store(a)
 	return nil
 }
+
+// wrapTransport returns c with its transport wrapped by wrap (nil: c).
+func wrapTransport(c *http.Client, wrap func(http.RoundTripper) http.RoundTripper) *http.Client {
+	if wrap == nil {
+		return c
+	}
+	base := c.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	cp := *c
+	cp.Transport = wrap(base)
+	return &cp
+}

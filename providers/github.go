@@ -79,6 +79,7 @@ func NewGitHub(cfg OIDCConfig, opts GitHubOptions) (*GitHub, error) {
 	if client == nil {
 		client = &http.Client{Timeout: 10 * time.Second}
 	}
+	client = wrapTransport(client, cfg.WrapTransport)
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -121,7 +122,7 @@ func (g *GitHub) AuthCodeURL(state, _, verifier string) (string, error) {
 // Exchange implements Provider: it trades the code (with the PKCE verifier)
 // for an access token and reads the user from the API. nonce is unused.
 func (g *GitHub) Exchange(ctx context.Context, code, verifier, _ string) (*Identity, error) {
-	ctx = context.WithValue(ctx, oauth2.HTTPClient, g.client)
+	ctx = withOperation(context.WithValue(ctx, oauth2.HTTPClient, g.client), OpToken)
 	tok, err := g.oauthConfig().Exchange(ctx, code, oauth2.VerifierOption(verifier))
 	if err != nil {
 		return nil, githubTokenError("exchanging code", err)
@@ -138,7 +139,7 @@ func (g *GitHub) Refresh(ctx context.Context, refreshToken string) (*Identity, e
 	if refreshToken == "" {
 		return nil, fmt.Errorf("%w: no refresh token (GitHub OAuth app tokens do not expire)", ErrRejected)
 	}
-	ctx = context.WithValue(ctx, oauth2.HTTPClient, g.client)
+	ctx = withOperation(context.WithValue(ctx, oauth2.HTTPClient, g.client), OpRefresh)
 	tok, err := g.oauthConfig().TokenSource(ctx, &oauth2.Token{RefreshToken: refreshToken}).Token()
 	if err != nil {
 		return nil, githubTokenError("refreshing", err)
@@ -181,6 +182,7 @@ type githubUser struct {
 
 // identity reads the user behind tok from the API and checks the rules.
 func (g *GitHub) identity(ctx context.Context, tok *oauth2.Token) (*Identity, error) {
+	ctx = withOperation(ctx, OpUserinfo)
 	var u githubUser
 	if _, err := g.get(ctx, tok.AccessToken, g.api+"/user", &u); err != nil {
 		return nil, err

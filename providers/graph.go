@@ -37,6 +37,7 @@ type graphError struct {
 // units are left out. It returns the groups' ids, and with names their
 // displayNames after them. The token needs GroupMember.Read.All.
 func graphGroups(ctx context.Context, client *http.Client, base, accessToken string, names bool) ([]string, error) {
+	ctx = withOperation(ctx, OpGroups)
 	next := base + "/v1.0/me/transitiveMemberOf?$select=id,displayName&$top=999"
 	var ids, display []string
 	for page := 0; next != ""; page++ {

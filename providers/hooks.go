@@ -99,7 +99,7 @@ func (p *OIDC) userInfoFunc(d *discovered, accessToken, subject string) func(con
 		return nil
 	}
 	return func(ctx context.Context) (map[string]any, error) {
-		ctx = oidc.ClientContext(ctx, p.client)
+		ctx = withOperation(oidc.ClientContext(ctx, p.client), OpUserinfo)
 		ui, err := d.provider.UserInfo(ctx, oauth2.StaticTokenSource(&oauth2.Token{AccessToken: accessToken, TokenType: "Bearer"}))
 		if err != nil {
 			return nil, fmt.Errorf("providers: userinfo: %w", err)

@@ -41,6 +41,10 @@ type OIDCConfig struct {
 	// *http.Transport (NewOIDC adds the certificate to a clone of it), or
 	// one that already presents the certificate.
 	ClientAuth *ClientAuth
+	// WrapTransport, when not nil, wraps the transport of every call to the
+	// IdP, last: after the TLS client certificate is added to it, so a
+	// wrapper (tracing) never hides the certificate. Nil adds nothing.
+	WrapTransport func(http.RoundTripper) http.RoundTripper
 	// RedirectURL is the absolute callback URL registered at the IdP.
 	RedirectURL string
 	// Scopes are requested at sign-in; they must include "openid".
@@ -60,7 +64,8 @@ type OIDCConfig struct {
 	Hooks Hooks
 	// HTTPClient is used for every call to the IdP; nil means a client with
 	// a 10 s timeout. Its timeout bounds each call; NewOIDC wraps its
-	// transport so that no answer past MaxResponseBytes is read.
+	// transport so that no answer past MaxResponseBytes is read. Its
+	// transport can tell the calls apart with Operation.
 	HTTPClient *http.Client
 	// Logger receives discovery progress; nil discards it.
 	Logger *slog.Logger
@@ -128,6 +133,7 @@ func NewOIDC(cfg OIDCConfig) *OIDC {
 	if cfg.ClientAuth != nil && cfg.ClientAuth.cert != nil {
 		client = withClientCertificate(client, p.clientCertificate)
 	}
+	client = wrapTransport(client, cfg.WrapTransport)
 	p.client = limitedClient(client, MaxResponseBytes)
 	p.lastErr = fmt.Errorf("%w: discovery has not run yet", ErrUnavailable)
 	return p
@@ -139,7 +145,7 @@ func (p *OIDC) Discover(ctx context.Context) error {
 	if p.found.Load() != nil {
 		return nil
 	}
-	ctx = oidc.ClientContext(ctx, p.client)
+	ctx = withOperation(oidc.ClientContext(ctx, p.client), OpDiscovery)
 	if p.cfg.Hooks.Issuer != nil {
 		// Not skipped but replaced: Hooks.Issuer checks the document's
 		// issuer below and returns the check every token must pass.
@@ -326,7 +332,7 @@ func (p *OIDC) Exchange(ctx context.Context, code, verifier, nonce string) (*Ide
 	if err != nil {
 		return nil, err
 	}
-	tok, err := d.oauthFor(p.live.Load()).Exchange(p.tokenContext(ctx, d), code, oauth2.VerifierOption(verifier))
+	tok, err := d.oauthFor(p.live.Load()).Exchange(withOperation(p.tokenContext(ctx, d), OpToken), code, oauth2.VerifierOption(verifier))
 	if err != nil {
 		return nil, tokenError("exchanging code", err, d.auth)
 	}
@@ -360,7 +366,7 @@ func (p *OIDC) Refresh(ctx context.Context, refreshToken string) (*Identity, err
 	if err != nil {
 		return nil, err
 	}
-	tok, err := d.oauthFor(p.live.Load()).TokenSource(p.tokenContext(ctx, d), &oauth2.Token{RefreshToken: refreshToken}).Token()
+	tok, err := d.oauthFor(p.live.Load()).TokenSource(withOperation(p.tokenContext(ctx, d), OpRefresh), &oauth2.Token{RefreshToken: refreshToken}).Token()
 	if err != nil {
 		return nil, tokenError("refreshing", err, d.auth)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // DefaultKeyPrefix is RedisOptions.KeyPrefix's default.
@@ -46,6 +47,10 @@ type RedisOptions struct {
 	// deployment sharing a Redis its own. It must not contain "{" or "}",
 	// which would steer every key to one Cluster slot.
 	KeyPrefix string
+	// TracerProvider, when not nil, traces every command and pipeline as a
+	// client span named after the command (never its keys or values); nil
+	// means no tracing and no cost.
+	TracerProvider trace.TracerProvider
 }
 
 // RedisBackend is a Backend on Redis 7.0 or later (single node, Sentinel
@@ -66,6 +71,7 @@ type RedisOptions struct {
 type RedisBackend struct {
 	cur    atomic.Pointer[redisClient]
 	prefix string
+	hook   redis.Hook // nil: none
 
 	// For Sentinel only: the options each new client is made with, and
 	// what followSwitches keeps.
@@ -82,6 +88,15 @@ type RedisBackend struct {
 // redisClient wraps the go-redis client in use, so that it can be
 // replaced atomically.
 type redisClient struct{ redis.UniversalClient }
+
+// newClient makes a go-redis client for uo, with the hook if any.
+func (b *RedisBackend) newClient(uo *redis.UniversalOptions) *redisClient {
+	c := redis.NewUniversalClient(uo)
+	if b.hook != nil {
+		c.AddHook(b.hook)
+	}
+	return &redisClient{c}
+}
 
 // client returns the go-redis client in use.
 func (b *RedisBackend) client() redis.UniversalClient { return b.cur.Load().UniversalClient }
@@ -141,8 +156,8 @@ func NewRedisBackend(opts RedisOptions) (*RedisBackend, error) {
 	if prefix == "" {
 		prefix = DefaultKeyPrefix
 	}
-	b := &RedisBackend{prefix: prefix}
-	b.cur.Store(&redisClient{redis.NewUniversalClient(uo)})
+	b := &RedisBackend{prefix: prefix, hook: newTracingHook(opts.TracerProvider)}
+	b.cur.Store(b.newClient(uo))
 	if uo.MasterName != "" {
 		b.opts = uo
 		b.followSwitches()

@@ -73,7 +73,7 @@ func (b *RedisBackend) switchTo(addr string) {
 		return
 	}
 	b.master = addr
-	old := b.cur.Swap(&redisClient{redis.NewUniversalClient(b.opts)})
+	old := b.cur.Swap(b.newClient(b.opts))
 	b.retired = append(b.retired, old)
 	notify := b.switched
 	b.mu.Unlock()

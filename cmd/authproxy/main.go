@@ -97,7 +97,20 @@ func serve(stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	handler, err := authproxy.NewFromConfig(ctx, cfg, authproxy.Runtime{Logger: log, AccessLog: accessLog, Version: version})
+	tracing, err := authproxy.NewTracing(ctx, os.LookupEnv, log, version)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	// After the requests have drained: their spans are the last ones.
+	defer func() {
+		flush, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+		defer cancel()
+		if err := tracing.Shutdown(flush); err != nil {
+			log.Warn("traces not all sent", "err", err)
+		}
+	}()
+	handler, err := authproxy.NewFromConfig(ctx, cfg, authproxy.Runtime{Logger: log, AccessLog: accessLog, Version: version, Tracing: tracing})
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1
