@@ -1,71 +1,15 @@
 package e2e
 
 import (
-	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/authproxy/authproxy/internal/teststack"
 )
-
-// kubeletVolume is a directory laid out as the kubelet lays out a mounted ConfigMap or Secret:
-// the files in a timestamped directory, `..data` a symlink to it, each visible name a symlink
-// `name -> ..data/name`. update writes a new timestamped directory, points a `..data_tmp`
-// symlink at it and renames that over `..data` (one atomic rename), then removes the old one.
-type kubeletVolume struct {
-	t   *testing.T
-	dir string
-	n   int
-	cur string
-}
-
-func newKubeletVolume(t *testing.T, dir string, files map[string]string) *kubeletVolume {
-	t.Helper()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	kv := &kubeletVolume{t: t, dir: dir}
-	kv.update(files)
-	return kv
-}
-
-func (kv *kubeletVolume) path(name string) string { return filepath.Join(kv.dir, name) }
-
-func (kv *kubeletVolume) update(files map[string]string) {
-	t := kv.t
-	t.Helper()
-	kv.n++
-	ts := fmt.Sprintf("..2026_12_02_01_02_%02d.%09d", kv.n, 123456789+kv.n)
-	if err := os.Mkdir(filepath.Join(kv.dir, ts), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for name, content := range files {
-		writeFile(t, filepath.Join(kv.dir, ts, name), content)
-	}
-	tmp := filepath.Join(kv.dir, "..data_tmp")
-	if err := os.Symlink(ts, tmp); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, filepath.Join(kv.dir, "..data")); err != nil {
-		t.Fatal(err)
-	}
-	for name := range files {
-		if _, err := os.Lstat(kv.path(name)); os.IsNotExist(err) {
-			if err := os.Symlink(filepath.Join("..data", name), kv.path(name)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if kv.cur != "" {
-		if err := os.RemoveAll(filepath.Join(kv.dir, kv.cur)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	kv.cur = ts
-}
 
 // waitFor polls cond every 20 ms for up to 10 s and returns how long it took to hold.
 func waitFor(t *testing.T, what string, cond func() bool) time.Duration {
@@ -94,13 +38,13 @@ func TestReloadWithoutRestart(t *testing.T) {
 	ps := newProcSet(t)
 	proxy := newProxy(t, ps, "authproxy-reload")
 	dex := startDex(t, ps, dexOptions{Callbacks: []string{proxy.callbackURL()}})
-	config := newKubeletVolume(t, filepath.Join(ps.dir, "config"), map[string]string{"policy.yaml": apiForRoot})
+	config := teststack.NewKubeletVolume(t, filepath.Join(ps.dir, "config"), map[string]string{"policy.yaml": apiForRoot})
 	oldSecret, rotated := newSecret(), newSecret()
-	secrets := newKubeletVolume(t, filepath.Join(ps.dir, "secret"), map[string]string{"cookie-secret": oldSecret + "\n"})
+	secrets := teststack.NewKubeletVolume(t, filepath.Join(ps.dir, "secret"), map[string]string{"cookie-secret": oldSecret + "\n"})
 	proxy.start(t, dexProxyEnv(dex, proxy.callbackURL(), "",
 		"AUTHPROXY_COOKIE_SECRET=",
-		"AUTHPROXY_COOKIE_SECRET_FILE="+secrets.path("cookie-secret"),
-		"AUTHPROXY_POLICY_FILE="+config.path("policy.yaml"))...)
+		"AUTHPROXY_COOKIE_SECRET_FILE="+secrets.Path("cookie-secret"),
+		"AUTHPROXY_POLICY_FILE="+config.Path("policy.yaml"))...)
 
 	tab := newBrowser(t)
 	dexSignIn(t, tab, proxy.url, dex, alice, "/reload/page")
@@ -115,7 +59,7 @@ func TestReloadWithoutRestart(t *testing.T) {
 	}
 
 	t.Run("a changed policy takes effect", func(t *testing.T) {
-		config.update(map[string]string{"policy.yaml": apiForAdmins})
+		config.Update(map[string]string{"policy.yaml": apiForAdmins})
 		took := waitFor(t, "GET /api/whoami as alice is still refused after the policy let admins in", func() bool {
 			return whoamiStatus() == http.StatusOK
 		})
@@ -126,7 +70,7 @@ func TestReloadWithoutRestart(t *testing.T) {
 	})
 
 	t.Run("a broken policy changes only the log and the metric", func(t *testing.T) {
-		config.update(map[string]string{"policy.yaml": broken})
+		config.Update(map[string]string{"policy.yaml": broken})
 		waitFor(t, `authproxy_config_reloads_total{result="error"} did not count the broken policy`, func() bool {
 			return reloads("error") == 1
 		})
@@ -141,12 +85,12 @@ func TestReloadWithoutRestart(t *testing.T) {
 		if got := reloads("ok"); got != 1 {
 			t.Errorf(`authproxy_config_reloads_total{result="ok"} = %v, want still 1`, got)
 		}
-		config.update(map[string]string{"policy.yaml": apiForAdmins})
+		config.Update(map[string]string{"policy.yaml": apiForAdmins})
 		waitFor(t, "the repaired policy was not reloaded", func() bool { return reloads("ok") == 2 })
 	})
 
 	t.Run("a new first cookie secret keeps the session", func(t *testing.T) {
-		secrets.update(map[string]string{"cookie-secret": rotated + "\n" + oldSecret + "\n"})
+		secrets.Update(map[string]string{"cookie-secret": rotated + "\n" + oldSecret + "\n"})
 		waitFor(t, "the rotated cookie secret was not reloaded", func() bool { return reloads("ok") == 3 })
 		wantSignedIn(t, "after the cookie secret rotation", proxy.url, jar, alice)
 		if log := proxy.log(t); strings.Contains(log, rotated) || strings.Contains(log, oldSecret) {
@@ -156,7 +100,7 @@ func TestReloadWithoutRestart(t *testing.T) {
 
 	t.Run("SIGHUP reloads at once", func(t *testing.T) {
 		// Written in place without the kubelet's swap; SIGHUP comes right after.
-		writeFile(t, filepath.Join(config.dir, config.cur, "policy.yaml"), apiForRoot)
+		writeFile(t, config.Path("policy.yaml"), apiForRoot) // through the symlink, into the current ..data
 		start := time.Now()
 		if err := proxy.p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 			t.Fatal(err)
