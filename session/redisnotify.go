@@ -12,10 +12,3 @@ func (b *RedisBackend) Announce(ctx context.Context, channel string, msg []byte)
 	n, err := b.client().Publish(ctx, b.prefix+channel, msg).Result()
 	return int(n), redisErr("publish", err)
 }
-
-// isClosed reports whether Close has been called.
-func (b *RedisBackend) isClosed() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.closed
-}

@@ -195,13 +195,6 @@ func (op *OP) Calls(path string) []Call {
 	return out
 }
 
-// Forget drops the recorded calls, so that a test can count from now.
-func (op *OP) Forget() {
-	op.mu.Lock()
-	defer op.mu.Unlock()
-	op.calls = nil
-}
-
 // IDTokens returns every ID token the OP issued, in order.
 func (op *OP) IDTokens() []string {
 	op.mu.Lock()
@@ -215,17 +208,6 @@ func (op *OP) SignJWT(claims map[string]any) string {
 	op.mu.Lock()
 	defer op.mu.Unlock()
 	return op.signLocked(claims)
-}
-
-// SignWith signs claims with key as a JWT; it fails the test on error, so
-// call it from the test's goroutine.
-func SignWith(t testing.TB, key jose.SigningKey, claims map[string]any) string {
-	t.Helper()
-	s, err := sign(key, claims)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 func sign(key jose.SigningKey, claims map[string]any) (string, error) {

@@ -118,20 +118,6 @@ func (s *Set) Procs() []*Proc {
 	return append([]*Proc(nil), s.procs...)
 }
 
-// Forget removes p from the set, so that StopAll no longer stops it, and reports whether it was
-// there.
-func (s *Set) Forget(p *Proc) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i, q := range s.procs {
-		if q == p {
-			s.procs = append(s.procs[:i], s.procs[i+1:]...)
-			return true
-		}
-	}
-	return false
-}
-
 // StopAll stops every process of the set, newest first, and returns the problems Stop found.
 func (s *Set) StopAll() []string {
 	procs := s.Procs()
@@ -140,13 +126,6 @@ func (s *Set) StopAll() []string {
 		problems = append(problems, procs[i].Stop()...)
 	}
 	return problems
-}
-
-// DumpLogs writes the log of each process of the set (its last 64 KiB) to w.
-func (s *Set) DumpLogs(w io.Writer) {
-	for _, p := range s.Procs() {
-		DumpLog(w, p.Name, p.LogPath)
-	}
 }
 
 // DumpLog writes the last 64 KiB of the log file at path, framed with name, to w.
