@@ -1,5 +1,6 @@
 // Package templates renders authproxy's own pages (errors, access denied,
-// upstream unavailable, signed out) from html/template files embedded in the binary.
+// upstream unavailable, signed out, the sign-in chooser) from html/template
+// files embedded in the binary.
 // An operator may override any page by putting a file of the same name in a
 // directory of their own.
 package templates
@@ -39,6 +40,28 @@ type Page struct {
 	LinkText string
 	// RequestID lets a user quote the failing request to an operator.
 	RequestID string
+	// Choices are the identity providers ChoosePage offers, in the order
+	// shown; the other pages ignore them.
+	Choices []Choice
+}
+
+// Choice is one identity provider on ChoosePage.
+type Choice struct {
+	// Name is the IdP's name (lower-case letters, digits and '-'), shown
+	// when DisplayName is empty.
+	Name string
+	// DisplayName is what the user sees, such as "Company account";
+	// optional.
+	DisplayName string
+	// Link starts signing in with this IdP. It must be a local URL
+	// authproxy built itself, such as /oauth2/start?idp=NAME&rd=...;
+	// html/template replaces an unsafe one (javascript: and the like) with
+	// "#ZgotmplZ".
+	Link string
+	// Unavailable marks an IdP that cannot be used now (its discovery is
+	// down): it is shown greyed, with the words "unavailable right now",
+	// and Link is not rendered.
+	Unavailable bool
 }
 
 // Templates holds the parsed pages. It is safe for concurrent use.
@@ -56,14 +79,19 @@ const (
 	// SignedOutPage says that the session has ended, after a sign-out that
 	// named no page to return to; Page.Link signs in again.
 	SignedOutPage = "signed_out.html"
+	// ChoosePage lets the user choose which identity provider to sign in
+	// with: Page.Title as the heading (default "Sign in"), Page.Message
+	// and Page.Hint above and below the list, one button per Page.Choices.
+	// It has no form and no script, as the pages' Content-Security-Policy
+	// allows neither.
+	ChoosePage = "choose.html"
 
 	layoutFile = "layout.html"
 )
 
 // New parses the embedded pages. When dir is not empty, a file in it named
 // like an embedded one (layout.html, error.html, continue.html,
-// signed_out.html) replaces that
-// one. A page defines the blocks "title" and "body" and ends with
+// signed_out.html, choose.html) replaces that one. A page defines the blocks "title" and "body" and ends with
 // {{template "layout" .}}, or is a whole document of its own.
 func New(dir string) (*Templates, error) {
 	read := func(name string) (string, error) {
@@ -93,7 +121,7 @@ func New(dir string) (*Templates, error) {
 		return nil, fmt.Errorf("templates: parsing %s: %w", layoutFile, err)
 	}
 	t := &Templates{pages: map[string]*template.Template{}}
-	for _, name := range []string{ErrorPage, ContinuePage, SignedOutPage} {
+	for _, name := range []string{ErrorPage, ContinuePage, SignedOutPage, ChoosePage} {
 		text, err := read(name)
 		if err != nil {
 			return nil, err
