@@ -22,8 +22,9 @@ func (a Access) String() string {
 }
 
 // String formats the rule in one line, as Explain and Parse's errors show
-// it: "GET,HEAD /health allow public", "/admin/ allow groups [admins]".
-// Source is not part of it.
+// it: "GET,HEAD /health allow public", "/admin/ allow groups [admins]",
+// "/ops/ allow idps [staff] groups [ops]", and "/partners/ allow idps
+// [partners]" for an Authenticated rule with IdPs. Source is not part of it.
 func (r *Rule) String() string {
 	var b strings.Builder
 	if len(r.Methods) > 0 {
@@ -32,14 +33,16 @@ func (r *Rule) String() string {
 	}
 	b.WriteString(r.Path)
 	b.WriteString(" allow")
-	switch r.Access {
-	case Public, Authenticated:
+	switch {
+	case r.Access == Public, r.Access == Authenticated && len(r.IdPs) == 0:
 		b.WriteString(" " + r.Access.String())
-	case Restricted:
+	case r.Access == Authenticated:
+		fmt.Fprintf(&b, " idps [%s]", strings.Join(r.IdPs, " "))
+	case r.Access == Restricted:
 		for _, l := range []struct {
 			name string
 			list []string
-		}{{"groups", r.Groups}, {"emails", r.Emails}, {"domains", r.Domains}} {
+		}{{"idps", r.IdPs}, {"groups", r.Groups}, {"emails", r.Emails}, {"domains", r.Domains}} {
 			if len(l.list) > 0 {
 				fmt.Fprintf(&b, " %s [%s]", l.name, strings.Join(l.list, " "))
 			}
