@@ -36,6 +36,15 @@ const (
 	CauseEmailNotAllowed
 	// CauseGroupNotAllowed: the user is in none of the allow-list's groups.
 	CauseGroupNotAllowed
+
+	// CauseIdP: an Authenticated rule that lists IdPs (allow: {idps: [...]}
+	// alone) lists the user's IdP.
+	CauseIdP
+	// CauseWrongIdP: the user signed in with an IdP the rule does not
+	// accept: not among its IdPs or, for a rule naming groups, emails or
+	// domains but no IdPs, not the default IdP. It is not an allow-list
+	// refusal (ByAllowList).
+	CauseWrongIdP
 )
 
 // String returns the cause as one plain sentence, as Decision.Reason holds it.
@@ -69,6 +78,10 @@ func (c Cause) String() string {
 		return "email not in AUTHPROXY_ALLOWED_EMAIL_DOMAINS or AUTHPROXY_ALLOWED_EMAILS"
 	case CauseGroupNotAllowed:
 		return "not in any of AUTHPROXY_ALLOWED_GROUPS"
+	case CauseIdP:
+		return "signed in with an identity provider the rule accepts"
+	case CauseWrongIdP:
+		return "signed in, but with an identity provider the rule does not accept"
 	}
 	return "unknown cause"
 }

@@ -22,8 +22,9 @@ func (a Access) String() string {
 }
 
 // String formats the rule in one line, as Explain and Parse's errors show
-// it: "GET,HEAD /health allow public", "/admin/ allow groups [admins]".
-// Source is not part of it.
+// it: "GET,HEAD /health allow public", "/admin/ allow groups [admins]",
+// "/ops/ allow idps [staff] groups [ops]", and "/partners/ allow idps
+// [partners]" for an Authenticated rule with IdPs. Source is not part of it.
 func (r *Rule) String() string {
 	var b strings.Builder
 	if len(r.Methods) > 0 {
@@ -32,14 +33,16 @@ func (r *Rule) String() string {
 	}
 	b.WriteString(r.Path)
 	b.WriteString(" allow")
-	switch r.Access {
-	case Public, Authenticated:
+	switch {
+	case r.Access == Public, r.Access == Authenticated && len(r.IdPs) == 0:
 		b.WriteString(" " + r.Access.String())
-	case Restricted:
+	case r.Access == Authenticated:
+		fmt.Fprintf(&b, " idps [%s]", strings.Join(r.IdPs, " "))
+	case r.Access == Restricted:
 		for _, l := range []struct {
 			name string
 			list []string
-		}{{"groups", r.Groups}, {"emails", r.Emails}, {"domains", r.Domains}} {
+		}{{"idps", r.IdPs}, {"groups", r.Groups}, {"emails", r.Emails}, {"domains", r.Domains}} {
 			if len(l.list) > 0 {
 				fmt.Fprintf(&b, " %s [%s]", l.name, strings.Join(l.list, " "))
 			}
@@ -51,13 +54,15 @@ func (r *Rule) String() string {
 }
 
 // Explain says in a few plain lines what the policy does with a request,
-// for "authproxy policy explain METHOD PATH [--email E --groups G]": the
-// cleaned path or why it is refused, which rule decides (its number, source
-// and text) or that none does, and the verdict for id (when not nil) and
-// for an anonymous user. rawPath may carry a query, which is ignored, and
-// may be escaped as on the wire. The output is deterministic and ends in a
-// newline. The allow-list (AUTHPROXY_ALLOWED_*) is shown and applied, as
-// Decide applies it.
+// for "authproxy policy explain METHOD PATH [--email E --groups G --idp I]":
+// the cleaned path or why it is refused, which rule decides (its number,
+// source and text) or that none does, and the verdict for id (when not
+// nil) and for an anonymous user. rawPath may carry a query, which is
+// ignored, and may be escaped as on the wire. The output is deterministic
+// and ends in a newline. The allow-list of id's IdP (the default IdP's,
+// AUTHPROXY_ALLOWED_*, when id is nil) is shown and applied, as Decide
+// applies it. When the policy or id names IdPs, the allow-list and the user
+// are shown with their IdP.
 func (p *Policy) Explain(method, rawPath string, id *Identity) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "request:   %s %s\n", printable(method), printable(rawPath))
@@ -100,7 +105,20 @@ func (p *Policy) Explain(method, rawPath string, id *Identity) string {
 	default:
 		fmt.Fprintf(&b, "rule:      none of the %d rules matches; a policy denies what it does not allow\n", len(p.Rules))
 	}
-	if line := p.Allow.describe(); line != "" && !d.Rule.Public() {
+	idp := ""
+	if id != nil {
+		idp = id.IdP
+	}
+	idp = p.idpName(idp)
+	multi := p.namesIdPs() || id != nil && id.IdP != ""
+	allow := p.allowList(idp)
+	switch line := allow.describe(); {
+	case d.Rule.Public():
+	case multi && line == "":
+		fmt.Fprintf(&b, "allow-list: of %s: none, it restricts nobody\n", p.describeIdP(idp))
+	case multi:
+		fmt.Fprintf(&b, "allow-list: of %s: %s\n", p.describeIdP(idp), line)
+	case line != "":
 		fmt.Fprintf(&b, "allow-list: %s\n", line)
 	}
 	if id != nil {
@@ -108,7 +126,11 @@ func (p *Policy) Explain(method, rawPath string, id *Identity) string {
 		if d.Allow {
 			verdict = "allowed"
 		}
-		fmt.Fprintf(&b, "%s: %s: %s\n", describe(id), verdict, d.Reason)
+		who := describe(id, "")
+		if multi {
+			who = describe(id, p.describeIdP(idp))
+		}
+		fmt.Fprintf(&b, "%s: %s: %s\n", who, verdict, d.Reason)
 	}
 	if d.NeedsSession {
 		b.WriteString("anonymous: sent to sign in (a browser is redirected; other clients get 401)\n")
@@ -157,14 +179,37 @@ func printable(s string) string {
 	return s
 }
 
-// describe names an identity in one phrase.
-func describe(id *Identity) string {
+// namesIdPs reports whether the policy knows of IdPs by name: a named
+// default IdP, another IdP's allow-list, or a rule that lists IdPs.
+func (p *Policy) namesIdPs() bool {
+	return p != nil && (p.DefaultIdP != "" || len(p.IdPAllow) > 0 || len(p.IdPNames()) > 0)
+}
+
+// describeIdP names the IdP idp, a name idpName returned, in one phrase:
+// "IdP partners", "IdP staff, the default" or "the default IdP".
+func (p *Policy) describeIdP(idp string) string {
+	switch {
+	case idp != p.defaultIdP():
+		return "IdP " + printable(idp)
+	case idp == "":
+		return "the default IdP"
+	}
+	return "IdP " + printable(idp) + ", the default"
+}
+
+// describe names an identity in one phrase, with its IdP when idp (a
+// describeIdP phrase) is not "".
+func describe(id *Identity, idp string) string {
 	who := id.Email
 	if who == "" {
 		who = "signed-in user without email"
 	}
-	if len(id.Groups) == 0 {
-		return printable(who) + " (no groups)"
+	groups := "no groups"
+	if len(id.Groups) > 0 {
+		groups = "groups " + printable(strings.Join(id.Groups, ", "))
 	}
-	return printable(who) + " (groups " + printable(strings.Join(id.Groups, ", ")) + ")"
+	if idp != "" {
+		return printable(who) + " (" + idp + "; " + groups + ")"
+	}
+	return printable(who) + " (" + groups + ")"
 }

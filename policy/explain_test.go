@@ -22,12 +22,18 @@ func TestExplain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	idps, err := Parse([]byte("rules:\n  - path: /admin/\n    allow: {groups: [admins]}\n  - path: /partners/\n    allow: {idps: [partners]}\n  - path: /ops/\n    allow: {idps: [staff, partners], groups: [ops]}\n  - path: /\n    allow: authenticated\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	policies := map[string]*Policy{
 		"file":   file,
 		"narrow": New(skip, narrow, AllowList{}),
 		"env":    New(skip, nil, AllowList{}),
 		"empty":  {},
 		"allow":  New(skip, narrow, AllowList{Domains: []string{"example.com"}, Groups: []string{"staff"}}),
+		"idps": New(skip, idps, AllowList{Domains: []string{"example.com"}},
+			WithDefaultIdP("staff"), WithIdPAllowList("partners", AllowList{Groups: []string{"contractors"}})),
 	}
 	ada := &Identity{Email: "ada@example.com", Groups: []string{"admins", "staff"}}
 	bob := &Identity{Email: "bob@other.example", Groups: []string{"staff"}}
@@ -60,6 +66,16 @@ func TestExplain(t *testing.T) {
 		{"allow-list-refuses-domain", "allow", "GET", "/app/x", bob},
 		{"allow-list-refuses-group", "allow", "GET", "/app/x", eve},
 		{"allow-list-not-on-public", "allow", "GET", "/public/x", bob},
+		{"idp-partner-admins-refused", "idps", "GET", "/admin/", &Identity{Email: "ada@example.com", Groups: []string{"admins", "contractors"}, IdP: "partners"}},
+		{"idp-partner-admitted", "idps", "GET", "/partners/x", &Identity{Email: "pat@partner.example", Groups: []string{"contractors"}, IdP: "partners"}},
+		{"idp-partner-off-allow-list", "idps", "GET", "/partners/x", &Identity{Email: "pat@partner.example", IdP: "partners"}},
+		{"idp-default-by-empty-name", "idps", "GET", "/admin/", ada},
+		{"idp-default-refused-on-partner-rule", "idps", "GET", "/partners/", &Identity{Email: "ada@example.com", IdP: "staff"}},
+		{"idp-without-allow-list", "idps", "GET", "/x", &Identity{IdP: "github"}},
+		{"idp-ops-partner", "idps", "GET", "/ops/", &Identity{Groups: []string{"ops", "contractors"}, IdP: "partners"}},
+		{"idp-anonymous", "idps", "GET", "/ops/", nil},
+		{"idp-unknown-to-policy", "narrow", "GET", "/admin/", &Identity{Email: "ada@example.com", Groups: []string{"admins"}, IdP: "partners"}},
+		{"idp-name-quoted", "narrow", "GET", "/app/", &Identity{IdP: "x\x1b[31m"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := policies[tc.policy].Explain(tc.method, tc.path, tc.id)

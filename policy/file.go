@@ -64,13 +64,26 @@ func Load(path string) (*Policy, error) {
 //	    allow: {groups: [admins]}
 //	  - path: /reports/
 //	    allow: {emails: [ada@example.com], domains: [example.com], groups: [finance]}
+//	  - path: /partners/
+//	    allow: {idps: [partners]}
+//	  - path: /ops/
+//	    allow: {idps: [staff, partners], groups: [ops]}
 //	  - path: /
 //	    allow: authenticated
 //
 // Each rule has a path (clean, unescaped, starting with "/", a prefix when
 // it ends in "/"; no wildcards, query or %-escapes), optional methods
 // (upper-case; none means every method) and allow: public, authenticated,
-// or a mapping of groups, emails and domains with at least one entry.
+// or a mapping of groups, emails, domains and idps with at least one entry.
+//
+// Without idps, groups, emails and domains are the default IdP's: a user of
+// another IdP never satisfies them. With idps (names of IdPs, see
+// ValidIdPName, each once), only users of those IdPs pass, and, when the
+// rule also lists groups, emails or domains, only those it names (a
+// Restricted rule); idps alone lets any signed-in user of those IdPs
+// through (an Authenticated rule with IdPs). allow: authenticated lets any
+// signed-in user of any IdP through. Parse does not know which IdPs exist:
+// the caller checks IdPNames.
 //
 // Parsing is strict: unknown or repeated fields, wrong types, an empty rule
 // list and a rule that can never decide because an earlier rule matches
@@ -185,7 +198,21 @@ func parseAllow(r *Rule, v *yaml.Node, at string, errs *[]error) {
 		return
 	}
 	r.Access = Restricted
-	f := fields(v, []string{"groups", "emails", "domains"}, at, errs)
+	f := fields(v, []string{"groups", "emails", "domains", "idps"}, at, errs)
+	if n := f["idps"]; n != nil {
+		r.IdPs = stringList(n, at+"idps: ", "[staff, partners]", errs)
+		if r.IdPs != nil && len(r.IdPs) == 0 {
+			*errs = append(*errs, errors.New(at+"idps: want at least one IdP name, or leave idps out for the default IdP"))
+		}
+		for i, name := range r.IdPs {
+			switch {
+			case !ValidIdPName(name):
+				*errs = append(*errs, fmt.Errorf("%sidps: %q: want an IdP name of lower-case letters, digits and -", at, name))
+			case slices.Contains(r.IdPs[:i], name):
+				*errs = append(*errs, fmt.Errorf("%sidps: %s is listed twice", at, name))
+			}
+		}
+	}
 	for _, name := range []string{"groups", "emails", "domains"} {
 		if f[name] == nil {
 			continue
@@ -205,8 +232,12 @@ func parseAllow(r *Rule, v *yaml.Node, at string, errs *[]error) {
 			r.Domains = list
 		}
 	}
-	if f != nil && len(r.Groups)+len(r.Emails)+len(r.Domains) == 0 {
-		*errs = append(*errs, errors.New(at+"want at least one of groups, emails or domains; to let any signed-in user through, write allow: authenticated"))
+	switch {
+	case f == nil || len(r.Groups)+len(r.Emails)+len(r.Domains) > 0:
+	case len(r.IdPs) > 0:
+		r.Access = Authenticated // idps alone: any signed-in user of those IdPs
+	case f["idps"] == nil:
+		*errs = append(*errs, errors.New(at+"want at least one of groups, emails or domains, or idps; to let any signed-in user through, write allow: authenticated"))
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -39,6 +40,10 @@ func TestParse(t *testing.T) {
 		{"methods split across rules", "rules:\n  - path: /a/\n    methods: [GET]\n    allow: public\n  - path: /a/\n    methods: [POST]\n    allow: authenticated\n"},
 		{"narrow method rule after broad", "rules:\n  - path: /a/\n    methods: [GET]\n    allow: public\n  - path: /a/x\n    allow: authenticated\n"},
 		{"WebDAV method", "rules:\n  - path: /dav/\n    methods: [PROPFIND]\n    allow: authenticated\n"},
+		{"idps alone", "rules:\n  - path: /p/\n    allow: {idps: [partners]}\n"},
+		{"idps and groups", "rules:\n  - path: /p/\n    allow: {idps: [staff, partner-2], groups: [admins]}\n"},
+		{"idps in block style", "rules:\n  - path: /p/\n    allow:\n      idps:\n        - partners\n      emails: [a@b.example]\n"},
+		{"idps through an alias", "rules:\n  - path: /a/\n    allow: {idps: &p [partners]}\n  - path: /b/\n    allow: {idps: *p, groups: [x]}\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := Parse([]byte(tc.in)); err != nil {
@@ -99,6 +104,19 @@ func TestParseErrors(t *testing.T) {
 		{"allow email without domain", "rules:\n  - path: /\n    allow: {emails: [ada@]}\n", `allow: emails: "ada@": want an email address`},
 		{"allow domain with @", "rules:\n  - path: /\n    allow: {domains: [\"@example.com\"]}\n", `policy: rule 1: allow: domains: "@example.com": want a bare domain`},
 		{"allow domain wildcard", "rules:\n  - path: /\n    allow: {domains: [\"*\"]}\n", `allow: domains: "*": want a bare domain`},
+		{"idps not a list", "rules:\n  - path: /\n    allow: {idps: partners}\n", `policy: rule 1: allow: idps: want a list such as [staff, partners], got the string "partners"`},
+		{"idps null", "rules:\n  - path: /\n    allow: {idps: }\n", `policy: rule 1: allow: idps: want a list such as [staff, partners], got nothing`},
+		{"idps not strings", "rules:\n  - path: /\n    allow: {idps: [7]}\n", `policy: rule 1: allow: idps: want a list of strings such as [staff, partners], got the number 7 in it`},
+		{"idps empty", "rules:\n  - path: /\n    allow: {idps: []}\n", "policy: rule 1: allow: idps: want at least one IdP name, or leave idps out for the default IdP"},
+		{"idps empty with groups", "rules:\n  - path: /\n    allow: {idps: [], groups: [admins]}\n", "policy: rule 1: allow: idps: want at least one IdP name"},
+		{"idp upper case", "rules:\n  - path: /\n    allow: {idps: [Staff]}\n", `policy: rule 1: allow: idps: "Staff": want an IdP name of lower-case letters, digits and -`},
+		{"idp underscore", "rules:\n" + ok + "  - path: /p/\n    allow: {idps: [st_aff], groups: [a]}\n", `policy: rule 2: allow: idps: "st_aff": want an IdP name`},
+		{"idp empty name", "rules:\n  - path: /\n    allow: {idps: [\"\"]}\n", `policy: rule 1: allow: idps: "": want an IdP name`},
+		{"idp spaced", "rules:\n  - path: /\n    allow: {idps: [\" staff\"]}\n", `allow: idps: " staff": want an IdP name`},
+		{"idp dotted", "rules:\n  - path: /\n    allow: {idps: [idp.example]}\n", `allow: idps: "idp.example": want an IdP name`},
+		{"idp twice", "rules:\n  - path: /\n    allow: {idps: [staff, partners, staff]}\n", "policy: rule 1: allow: idps: staff is listed twice"},
+		{"idps given twice", "rules:\n  - path: /\n    allow: {idps: [a], idps: [b]}\n", "policy: rule 1: allow: idps is given twice"},
+		{"idp field misspelt", "rules:\n  - path: /\n    allow: {idp: [staff]}\n", `policy: rule 1: allow: unknown field "idp"; want groups, emails, domains, idps`},
 		{"same rule twice", "rules:\n" + ok + ok, "policy: rule 2: never decides: rule 1 (/ok allow public) comes first"},
 		{"catch-all first", "rules:\n  - path: /\n    allow: authenticated\n" + ok, "policy: rule 2: never decides: rule 1 (/ allow authenticated)"},
 		{"prefix covers later prefix", "rules:\n  - path: /a/\n    allow: public\n  - path: /a/b/\n    allow: {groups: [x]}\n", "policy: rule 2: never decides: rule 1"},
@@ -120,6 +138,113 @@ func TestParseErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestParseIdPs: a rule's idps become Rule.IdPs; with groups, emails or
+// domains the rule is Restricted, alone Authenticated; IdPNames lists them.
+func TestParseIdPs(t *testing.T) {
+	p, err := Parse([]byte(`rules:
+  - path: /partners/
+    allow: {idps: [partners]}
+  - path: /ops/
+    allow: {idps: [staff, partners], groups: [ops], emails: [ada@example.com]}
+  - path: /admin/
+    allow: {groups: [admins]}
+  - path: /
+    allow: authenticated
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Rule{
+		{Path: "/partners/", Access: Authenticated, IdPs: []string{"partners"}, Source: "policy file rule 1"},
+		{Path: "/ops/", Access: Restricted, IdPs: []string{"staff", "partners"}, Groups: []string{"ops"}, Emails: []string{"ada@example.com"}, Source: "policy file rule 2"},
+		{Path: "/admin/", Access: Restricted, Groups: []string{"admins"}, Source: "policy file rule 3"},
+		{Path: "/", Access: Authenticated, Source: "policy file rule 4"},
+	}
+	if !reflect.DeepEqual(p.Rules, want) {
+		t.Errorf("Parse gave\n%#v\nwant\n%#v", p.Rules, want)
+	}
+	for i, s := range []string{
+		"/partners/ allow idps [partners]",
+		"/ops/ allow idps [staff partners] groups [ops] emails [ada@example.com]",
+		"/admin/ allow groups [admins]",
+		"/ allow authenticated",
+	} {
+		if got := p.Rules[i].String(); got != s {
+			t.Errorf("rule %d: String() = %q, want %q", i+1, got, s)
+		}
+	}
+	if got := p.IdPNames(); !reflect.DeepEqual(got, []string{"partners", "staff"}) {
+		t.Errorf("IdPNames() = %q", got)
+	}
+	partner := &Identity{Groups: []string{"admins", "ops"}, IdP: "partners"}
+	for path, want := range map[string]Cause{"/partners/x": CauseIdP, "/ops/x": CauseGroup, "/admin/x": CauseWrongIdP, "/x": CauseSignedIn} {
+		if d := New(nil, p, AllowList{}, WithDefaultIdP("staff")).Decide("GET", path, partner); d.Cause != want {
+			t.Errorf("a partner on %s: %v, want %v", path, d.Cause, want)
+		}
+	}
+}
+
+// FuzzParse checks that Parse never panics on any file, and that what it
+// accepts is a policy whose every rule is well-formed: a clean path, valid
+// methods and access, IdP names valid and each once.
+func FuzzParse(f *testing.F) {
+	for _, seed := range []string{
+		"rules:\n  - path: /health\n    methods: [GET, HEAD]\n    allow: public\n  - path: /\n    allow: authenticated\n",
+		"rules:\n  - path: /admin/\n    allow: {groups: [admins]}\n",
+		"rules:\n  - path: /reports/\n    allow: {emails: [ada@example.com], domains: [example.com], groups: [finance]}\n",
+		"rules:\n  - path: /p/\n    allow: {idps: [partners]}\n",
+		"rules:\n  - path: /ops/\n    allow: {idps: [staff, partner-2], groups: [ops]}\n",
+		"rules:\n  - path: /a/\n    allow: {idps: &p [partners]}\n  - path: /b/\n    allow: {idps: *p, groups: [x]}\n",
+		"rules:\n  - path: /\n    allow: {idps: [Staff, staff, staff]}\n",
+		"rules:\n  - path: /\n    allow: {idps: []}\n",
+		"{rules: [{path: /, allow: {idps: [\"\"]}}]}",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := Parse(data)
+		if err != nil {
+			var perr *Error
+			if !errors.As(err, &perr) || len(perr.Problems) == 0 {
+				t.Fatalf("error %v is not a *policy.Error with problems", err)
+			}
+			return
+		}
+		if len(p.Rules) == 0 {
+			t.Fatal("Parse accepted a policy without rules")
+		}
+		for i := range p.Rules {
+			r := &p.Rules[i]
+			switch {
+			case pathProblem(r.Path) != "":
+				t.Fatalf("rule %d: path %q: %s", i+1, r.Path, pathProblem(r.Path))
+			case r.Access != Public && r.Access != Authenticated && r.Access != Restricted:
+				t.Fatalf("rule %d: access %v", i+1, r.Access)
+			case r.Access == Restricted && len(r.Groups)+len(r.Emails)+len(r.Domains) == 0:
+				t.Fatalf("rule %d: restricted without groups, emails or domains", i+1)
+			case r.IdPs != nil && len(r.IdPs) == 0:
+				t.Fatalf("rule %d: empty idps", i+1)
+			case r.String() == "":
+				t.Fatalf("rule %d: empty String()", i+1)
+			}
+			for _, m := range r.Methods {
+				if !ValidMethod(m) {
+					t.Fatalf("rule %d: method %q", i+1, m)
+				}
+			}
+			for j, name := range r.IdPs {
+				if !ValidIdPName(name) || slices.Contains(r.IdPs[:j], name) {
+					t.Fatalf("rule %d: idps %q", i+1, r.IdPs)
+				}
+			}
+		}
+		names := p.IdPNames()
+		if !slices.IsSorted(names) || len(slices.Compact(slices.Clone(names))) != len(names) {
+			t.Fatalf("IdPNames() = %q: want sorted, each once", names)
+		}
+	})
 }
 
 // TestParseReportsEveryProblem checks that one Parse reports every problem

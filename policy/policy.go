@@ -9,6 +9,16 @@
 // (ParseSkipRoutes); New puts the two together. Policy.Explain says in
 // plain words what the policy does with one request, for operators.
 //
+// Users may come from several identity providers (IdPs), each known by its
+// name (ValidIdPName). One of them is the default (Policy.DefaultIdP); an
+// Identity whose IdP is "" is the default IdP's. Group names, emails and
+// domains are per IdP: only the IdP a rule names (Rule.IdPs), or the
+// default IdP when the rule names none, vouches for them. So a rule
+// {groups: [admins]} is never satisfied by "admins" from another IdP, and
+// another IdP asserting a default IdP user's email gets nothing. Each IdP has
+// its own allow-list (Policy.Allow for the default, Policy.IdPAllow for the
+// others).
+//
 // The package is pure logic: no I/O beyond Load, no global state, nothing
 // from the rest of authproxy. A Policy is not modified by any method, so one
 // value may serve concurrent requests; callers must not change its rules
@@ -21,9 +31,10 @@ import (
 )
 
 // AllowList says who may use the application at all: the global
-// AUTHPROXY_ALLOWED_EMAIL_DOMAINS, _EMAILS and _GROUPS. It applies to every
-// signed-in user on every rule that is not Public (Decide), and at sign-in
-// (Admit). The zero value restricts nobody.
+// AUTHPROXY_ALLOWED_EMAIL_DOMAINS, _EMAILS and _GROUPS for the default IdP,
+// or one IdP's own. It applies to every signed-in user of its IdP on every
+// rule that is not Public (Decide), and at sign-in (Admit). The zero value
+// restricts nobody.
 type AllowList struct {
 	// Domains are the email domains allowed, compared case-insensitively;
 	// empty, or just "*", allows any domain.
@@ -45,13 +56,17 @@ const (
 	// Public lets every request through, signed in or not, without
 	// looking at the session.
 	Public Access = iota + 1
-	// Authenticated lets through any signed-in user. It does not check
-	// AUTHPROXY_ALLOWED_EMAIL_DOMAINS, _EMAILS or _GROUPS: the caller applies
-	// those global allow-lists to every signed-in user, on top of the policy.
+	// Authenticated lets through any signed-in user of any IdP or, when
+	// the rule lists IdPs, of one of those: the policy file's
+	// allow: authenticated, and allow: {idps: [...]} alone. On top of it,
+	// Judge applies the allow-list of the user's IdP.
 	Authenticated
 	// Restricted lets through signed-in users named by the rule's Groups,
-	// Emails or Domains (any one suffices), again on top of the global
-	// allow-lists.
+	// Emails or Domains (any one suffices), who must also come from one of
+	// the rule's IdPs or, when it lists none, from the default IdP; again
+	// on top of the allow-list of the user's IdP. A Restricted rule that
+	// names no groups, emails or domains lets nobody through, whatever its
+	// IdPs.
 	Restricted
 )
 
@@ -78,8 +93,16 @@ type Rule struct {
 	// Groups, Emails and Domains name who may pass a Restricted rule:
 	// groups match exactly; emails, and domains (the part after the last
 	// "@" of the email), case-insensitively. They are ignored for Public
-	// and Authenticated rules.
+	// and Authenticated rules. They are the claims of the rule's IdPs, or
+	// of the default IdP when IdPs is empty: a user of any other IdP never
+	// satisfies them.
 	Groups, Emails, Domains []string
+	// IdPs, when not empty, are the names of the IdPs whose users the rule
+	// lets through (an Identity's IdP "" counts as Policy.DefaultIdP);
+	// users of any other IdP are refused with CauseWrongIdP. Empty means
+	// any IdP for an Authenticated rule and the default IdP alone for a
+	// Restricted one. Ignored for Public rules, which look at no session.
+	IdPs []string
 	// Source says where the rule came from, for Explain and logs, such as
 	// "policy file rule 3" or "AUTHPROXY_SKIP_AUTH_ROUTES".
 	Source string
@@ -91,9 +114,20 @@ type Rule struct {
 // policy with rules denies whatever none of them matches.
 type Policy struct {
 	Rules []Rule
-	// Allow is applied to every signed-in user on every rule that is not
-	// Public, before the rule itself.
+	// DefaultIdP is the default IdP's name; "" is allowed. An Identity
+	// whose IdP is "" or DefaultIdP is the default IdP's: only its users
+	// satisfy the groups, emails and domains of rules that name no IdPs,
+	// and Allow applies to them.
+	DefaultIdP string
+	// Allow is the default IdP's allow-list: applied to each of its
+	// signed-in users on every rule that is not Public, before the rule
+	// itself, and at sign-in.
 	Allow AllowList
+	// IdPAllow holds the allow-lists of the other IdPs, by name, applied
+	// as Allow is to the default IdP's users. An IdP without an entry has
+	// the zero AllowList, which restricts nobody. An entry for DefaultIdP
+	// is ignored: the default IdP's allow-list is Allow.
+	IdPAllow map[string]AllowList
 }
 
 // Identity is who made a request, from their session. A nil *Identity
@@ -102,6 +136,32 @@ type Policy struct {
 type Identity struct {
 	Email  string
 	Groups []string
+	// IdP is the name of the IdP that signed the user in, which vouches
+	// for Email and Groups; "" means the default IdP (Policy.DefaultIdP).
+	IdP string
+}
+
+// Option configures the Policy that New returns.
+type Option func(*Policy)
+
+// WithDefaultIdP names the default IdP (Policy.DefaultIdP). Without it the
+// default IdP's name is "", and only identities whose IdP is "" are the
+// default IdP's.
+func WithDefaultIdP(name string) Option {
+	return func(p *Policy) { p.DefaultIdP = name }
+}
+
+// WithIdPAllowList sets the allow-list of the IdP name, one that is not the
+// default (Policy.IdPAllow). Without it, that IdP's users are restricted
+// by no allow-list, only by the rules. The default IdP's allow-list is
+// New's allow argument: passing the default IdP's name here does nothing.
+func WithIdPAllowList(name string, allow AllowList) Option {
+	return func(p *Policy) {
+		if p.IdPAllow == nil {
+			p.IdPAllow = make(map[string]AllowList)
+		}
+		p.IdPAllow[name] = allow
+	}
 }
 
 // Decision is what the policy does with one request.
@@ -122,11 +182,18 @@ type Decision struct {
 }
 
 // New returns the policy authproxy enforces: the skip-auth routes first, then
-// the policy file's rules, every one that is not public under allow. With no file (nil), a last rule lets any
-// signed-in user through everything else, as before policy files existed;
-// with a file, what no rule matches is denied. Neither argument is modified.
-func New(skipRoutes []Rule, file *Policy, allow AllowList) *Policy {
+// the policy file's rules, every one that is not public under the
+// allow-list of the user's IdP: allow for the default IdP, and the others'
+// from WithIdPAllowList. With no file (nil), a last rule lets any signed-in
+// user of any IdP through everything else, as before policy files existed;
+// with a file, what no rule matches is denied. Neither argument is
+// modified. New does not check that the IdPs the file names exist; see
+// IdPNames.
+func New(skipRoutes []Rule, file *Policy, allow AllowList, opts ...Option) *Policy {
 	p := &Policy{Rules: slices.Clone(skipRoutes), Allow: allow}
+	for _, o := range opts {
+		o(p)
+	}
 	if file == nil {
 		p.Rules = append(p.Rules, Rule{Path: "/", Access: Authenticated, Source: "default without a policy file"})
 		return p
@@ -192,8 +259,11 @@ func (r *Rule) Public() bool {
 
 // Judge says what rule r, which Match returned for the request (nil when
 // none matched), does with a request from a user with this identity (nil:
-// no session): the allow-list first, for every rule that is not public,
-// then the rule. It does not allocate.
+// no session): the allow-list of the user's IdP first, for every rule that
+// is not public, then the rule: its IdPs (CauseWrongIdP when the user's
+// IdP is not among them, or, for a Restricted rule that names none, is not
+// the default IdP), then its groups, emails and domains. It does not
+// allocate.
 func (p *Policy) Judge(r *Rule, id *Identity) Decision {
 	if r.Public() {
 		return decision(r, true, false, CausePublic)
@@ -204,10 +274,8 @@ func (p *Policy) Judge(r *Rule, id *Identity) Decision {
 	if id == nil {
 		return decision(r, false, true, CauseAnonymous)
 	}
-	var allow AllowList
-	if p != nil {
-		allow = p.Allow
-	}
+	idp := p.idpName(id.IdP)
+	allow := p.allowList(idp)
 	if c := allow.check(id); c != 0 {
 		return decision(r, false, true, c)
 	}
@@ -216,6 +284,10 @@ func (p *Policy) Judge(r *Rule, id *Identity) Decision {
 		return decision(nil, true, true, CauseNoPolicy)
 	case r == nil:
 		return decision(nil, false, true, CauseNoRule)
+	case !p.accepts(r, idp):
+		return decision(r, false, true, CauseWrongIdP)
+	case r.Access == Authenticated && len(r.IdPs) > 0:
+		return decision(r, true, true, CauseIdP)
 	case r.Access == Authenticated:
 		return decision(r, true, true, CauseSignedIn)
 	}
@@ -223,13 +295,106 @@ func (p *Policy) Judge(r *Rule, id *Identity) Decision {
 	return decision(r, c != CauseNotListed, true, c)
 }
 
-// Admit says whether a user with this identity may sign in at all: the
-// allow-list alone, as no request path is known yet.
-func (p *Policy) Admit(id *Identity) Decision {
-	var allow AllowList
-	if p != nil {
-		allow = p.Allow
+// Accepts reports whether a user of the IdP idp ("": the default IdP)
+// could pass rule r, which Match returned (nil when none matched), whatever
+// their email and groups; authproxy offers at sign-in only the IdPs that
+// the request's rule accepts. It is true for a Public rule, for an
+// Authenticated rule that lists no IdPs, and, when no rule matched, for a
+// policy without rules (any signed-in user may pass). It is false when no
+// rule matched in a policy with rules, for a rule without a valid Access,
+// for a rule whose IdPs do not list idp, for a Restricted rule that lists
+// no IdPs when idp is not the default IdP, and for a Restricted rule that
+// names no groups, emails or domains. It ignores the allow-lists.
+func (p *Policy) Accepts(r *Rule, idp string) bool {
+	switch {
+	case r == nil:
+		return p == nil || len(p.Rules) == 0
+	case r.Access == Public:
+		return true
+	case r.Access == Restricted && len(r.Groups)+len(r.Emails)+len(r.Domains) == 0:
+		return false
+	case r.Access == Authenticated, r.Access == Restricted:
+		return p.accepts(r, p.idpName(idp))
 	}
+	return false
+}
+
+// accepts reports whether rule r, Authenticated or Restricted, lets users
+// of the IdP idp (a name idpName returned) through, as far as their IdP
+// goes. A default IdP without a name is never among a rule's IdPs.
+func (p *Policy) accepts(r *Rule, idp string) bool {
+	if len(r.IdPs) > 0 {
+		return idp != "" && slices.Contains(r.IdPs, idp)
+	}
+	return r.Access == Authenticated || idp == p.defaultIdP()
+}
+
+// defaultIdP returns the default IdP's name; "" for a nil *Policy.
+func (p *Policy) defaultIdP() string {
+	if p == nil {
+		return ""
+	}
+	return p.DefaultIdP
+}
+
+// idpName returns the name of the IdP idp: DefaultIdP for "".
+func (p *Policy) idpName(idp string) string {
+	if idp == "" {
+		return p.defaultIdP()
+	}
+	return idp
+}
+
+// allowList returns the allow-list of the IdP idp, a name idpName
+// returned: Allow for the default IdP, else its entry in IdPAllow, or the
+// zero AllowList.
+func (p *Policy) allowList(idp string) AllowList {
+	switch {
+	case p == nil:
+		return AllowList{}
+	case idp == p.DefaultIdP:
+		return p.Allow
+	}
+	return p.IdPAllow[idp]
+}
+
+// IdPNames returns the names of every IdP that a rule names, sorted and
+// each once, or nil when no rule names any: authproxy checks that each is
+// a configured IdP, as the policy file cannot know which are.
+func (p *Policy) IdPNames() []string {
+	if p == nil {
+		return nil
+	}
+	var names []string
+	for i := range p.Rules {
+		names = append(names, p.Rules[i].IdPs...)
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+// ValidIdPName reports whether name can name an IdP: not empty, and only
+// lower-case ASCII letters, digits and '-'.
+func ValidIdPName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for _, c := range []byte(name) {
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// Admit says whether a user with this identity may sign in at all: the
+// allow-list of the user's IdP alone, as no request path is known yet.
+func (p *Policy) Admit(id *Identity) Decision {
+	idp := ""
+	if id != nil {
+		idp = id.IdP
+	}
+	allow := p.allowList(p.idpName(idp))
 	if c := allow.check(id); c != 0 {
 		return decision(nil, false, true, c)
 	}
@@ -241,7 +406,7 @@ func decision(r *Rule, allow, needsSession bool, c Cause) Decision {
 }
 
 // admits returns the cause for which a Restricted rule lets id through, or
-// CauseNotListed.
+// CauseNotListed. The caller has checked id's IdP (accepts).
 func (r *Rule) admits(id *Identity) Cause {
 	for _, g := range id.Groups {
 		if g != "" && slices.Contains(r.Groups, g) {

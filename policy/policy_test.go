@@ -2,6 +2,7 @@ package policy
 
 import (
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -227,20 +228,31 @@ func TestAttackMatrix(t *testing.T) {
 }
 
 // FuzzDecide checks Decide against a fixed policy with any method, path and
-// identity: it never panics, and never lets a request through without a
-// session unless a public rule decided it.
+// identity: it never panics, never lets a request through without a
+// session unless a public rule decided it, and never lets a user of an IdP
+// through a rule that does not accept that IdP or past that IdP's
+// allow-list.
 func FuzzDecide(f *testing.F) {
-	f.Add("GET", "/admin/x", false, "", "")
-	f.Add("GET", "/public/x", false, "", "")
-	f.Add("POST", "/api/x", true, "w@example.com", "writers")
-	f.Add("GET", "/reports/q", true, "ada@example.com", "")
-	f.Add("HEAD", "/healthz", false, "", "")
-	f.Add("get", "/public/../admin/", true, "@", ",admins")
+	f.Add("GET", "/admin/x", false, "", "", "")
+	f.Add("GET", "/public/x", false, "", "", "")
+	f.Add("POST", "/api/x", true, "w@example.com", "writers", "")
+	f.Add("GET", "/reports/q", true, "ada@example.com", "", "")
+	f.Add("HEAD", "/healthz", false, "", "", "")
+	f.Add("get", "/public/../admin/", true, "@", ",admins", "")
+	f.Add("GET", "/admin/x", true, "ada@example.com", "admins,contractors", "partners")
+	f.Add("GET", "/partners/x", true, "", "contractors", "partners")
+	f.Add("GET", "/ops/x", true, "", "ops", "staff")
 	p := testPolicy()
-	f.Fuzz(func(t *testing.T, method, path string, signedIn bool, email, groups string) {
+	p.DefaultIdP = "staff"
+	p.IdPAllow = map[string]AllowList{"partners": {Groups: []string{"contractors"}}}
+	p.Rules = append([]Rule{
+		{Path: "/partners/", Access: Authenticated, IdPs: []string{"partners"}},
+		{Path: "/ops/", Access: Restricted, IdPs: []string{"staff", "partners"}, Groups: []string{"ops"}},
+	}, p.Rules...)
+	f.Fuzz(func(t *testing.T, method, path string, signedIn bool, email, groups, idp string) {
 		var id *Identity
 		if signedIn {
-			id = &Identity{Email: email, Groups: strings.Split(groups, ",")}
+			id = &Identity{Email: email, Groups: strings.Split(groups, ","), IdP: idp}
 		}
 		d := p.Decide(method, path, id) // raw input must not panic either
 		if !ValidMethod(method) {
@@ -252,6 +264,11 @@ func FuzzDecide(f *testing.F) {
 		}
 		d = p.Decide(method, clean, id)
 		public := d.Rule != nil && d.Rule.Access == Public
+		name := idp
+		if name == "" {
+			name = p.DefaultIdP
+		}
+		inGroup := func(g string) bool { return strings.Contains(","+groups+",", ","+g+",") }
 		switch {
 		case d.Allow && id == nil && !public:
 			t.Fatalf("%s %q: anonymous allowed by %v", method, clean, d.Rule)
@@ -259,8 +276,16 @@ func FuzzDecide(f *testing.F) {
 			t.Fatalf("%s %q: NeedsSession %t with rule %v", method, clean, d.NeedsSession, d.Rule)
 		case public && !strings.HasPrefix(clean, "/public/") && clean != "/healthz":
 			t.Fatalf("%s %q: public rule %v reached outside /public/ and /healthz", method, clean, d.Rule)
-		case d.Allow && strings.HasPrefix(clean, "/admin/") && (id == nil || !strings.Contains(","+groups+",", ",admins,")):
-			t.Fatalf("%s %q: %+v let a non-admin into /admin/", method, clean, id)
+		case d.Allow && strings.HasPrefix(clean, "/admin/") && (id == nil || !inGroup("admins") || name != "staff"):
+			t.Fatalf("%s %q: %+v let a non-admin, or another IdP's admin, into /admin/", method, clean, id)
+		case d.Allow && !public && len(d.Rule.IdPs) > 0 && !slices.Contains(d.Rule.IdPs, name):
+			t.Fatalf("%s %q: %+v let IdP %q through %v", method, clean, id, name, d.Rule)
+		case d.Allow && !public && d.Rule.Access == Restricted && len(d.Rule.IdPs) == 0 && name != "staff":
+			t.Fatalf("%s %q: %+v let IdP %q through the default IdP's rule %v", method, clean, id, name, d.Rule)
+		case d.Allow && !public && name == "partners" && !inGroup("contractors"):
+			t.Fatalf("%s %q: %+v let a partner off its allow-list through", method, clean, id)
+		case d.Allow && !public && !p.Accepts(d.Rule, idp):
+			t.Fatalf("%s %q: %+v allowed by %v, which Accepts says IdP %q cannot pass", method, clean, id, d.Rule, idp)
 		case d.Reason == "":
 			t.Fatalf("%s %q: no reason", method, clean)
 		}

@@ -130,14 +130,20 @@ func serve(stderr io.Writer) int {
 
 // explain prints which rule decides a request and why:
 //
-//	authproxy policy explain METHOD PATH [--email E] [--groups G1,G2]
+//	authproxy policy explain METHOD PATH [--email E] [--groups G1,G2] [--idp NAME]
 func explain(args []string, stdout, stderr io.Writer) int {
+	const usage = "usage: authproxy policy explain METHOD PATH [--email E] [--groups G1,G2] [--idp NAME]"
 	fs := flag.NewFlagSet("policy explain", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	email := fs.String("email", "", "the signed-in user's email")
 	groups := fs.String("groups", "", "the signed-in user's groups, comma-separated")
+	idp := fs.String("idp", "", "the name of the IdP the user signed in with; default: the default IdP")
 	if len(args) < 3 || args[0] != "explain" || fs.Parse(args[3:]) != nil || fs.NArg() != 0 {
-		fmt.Fprintln(stderr, "usage: authproxy policy explain METHOD PATH [--email E] [--groups G1,G2]")
+		fmt.Fprintln(stderr, usage)
+		return 2
+	}
+	if *idp != "" && !policy.ValidIdPName(*idp) {
+		fmt.Fprintf(stderr, "authproxy: --idp %q: want an IdP name of lower-case letters, digits and -\n%s\n", *idp, usage)
 		return 2
 	}
 	p, err := authproxy.LoadPolicy(os.LookupEnv)
@@ -146,8 +152,8 @@ func explain(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	var id *policy.Identity
-	if *email != "" || *groups != "" {
-		id = &policy.Identity{Email: *email}
+	if *email != "" || *groups != "" || *idp != "" {
+		id = &policy.Identity{Email: *email, IdP: *idp}
 		for g := range strings.SplitSeq(*groups, ",") {
 			if g = strings.TrimSpace(g); g != "" {
 				id.Groups = append(id.Groups, g)

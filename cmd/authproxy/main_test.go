@@ -72,7 +72,7 @@ func TestSecretVersionAndUnknownCommand(t *testing.T) {
 
 func TestPolicyExplain(t *testing.T) {
 	file := t.TempDir() + "/policy.yaml"
-	if err := os.WriteFile(file, []byte("rules:\n  - path: /admin/\n    allow: {groups: [admins]}\n  - path: /\n    allow: authenticated\n"), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte("rules:\n  - path: /admin/\n    allow: {groups: [admins]}\n  - path: /partners/\n    allow: {idps: [partners]}\n  - path: /\n    allow: authenticated\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("AUTHPROXY_POLICY_FILE", file)
@@ -86,6 +86,10 @@ func TestPolicyExplain(t *testing.T) {
 		{[]string{"policy", "explain", "GET", "/admin/x", "--email", "ada@example.com", "--groups", "staff,admins"}, 0, []string{"allowed"}},
 		{[]string{"policy", "explain", "GET", "/health"}, 0, []string{"AUTHPROXY_SKIP_AUTH_ROUTES", "public"}},
 		{[]string{"policy", "explain", "GET", "/public/%2e%2e/admin/"}, 0, []string{"refused (400)"}},
+		{[]string{"policy", "explain", "GET", "/admin/x", "--groups", "admins", "--idp", "partners"}, 0, []string{"IdP partners", "denied (403)", "identity provider the rule does not accept"}},
+		{[]string{"policy", "explain", "GET", "/partners/x", "--idp", "partners"}, 0, []string{"policy file rule 2", "(IdP partners; no groups): allowed"}},
+		{[]string{"policy", "explain", "GET", "/partners/x", "--email", "ada@example.com"}, 0, []string{"denied (403)"}},
+		{[]string{"policy", "explain", "GET", "/x", "--idp", "Partners"}, 2, nil},
 		{[]string{"policy", "explain", "GET"}, 2, nil},
 		{[]string{"policy", "list"}, 2, nil},
 	}
