@@ -82,8 +82,8 @@ type ClientAuth struct {
 }
 
 // NewClientAuth reads the key or certificate files cfg names and returns
-// the ClientAuth, or nil and no error when cfg names none. The error names
-// the variable to fix (AUTHPROXY_CLIENT_PRIVATE_KEY_FILE, …).
+// the ClientAuth, or nil and no error when cfg names none. The error is a
+// *ConfigError whose Field is "ClientAuth." and the field of cfg to fix.
 func NewClientAuth(cfg ClientAuthConfig) (*ClientAuth, error) {
 	now := cfg.Now
 	if now == nil {
@@ -94,26 +94,26 @@ func NewClientAuth(cfg ClientAuthConfig) (*ClientAuth, error) {
 	case cfg.PrivateKeyFile == "" && !tlsSet:
 		return nil, nil
 	case cfg.PrivateKeyFile != "" && tlsSet:
-		return nil, errors.New("providers: AUTHPROXY_CLIENT_PRIVATE_KEY_FILE: set it or AUTHPROXY_CLIENT_TLS_CERT_FILE, not both: one client authentication method at a time")
+		return nil, configError("ClientAuth.PrivateKeyFile", "set a private key or a TLS certificate, not both: one client authentication method at a time")
 	case cfg.ClientID == "":
-		return nil, errors.New("providers: AUTHPROXY_CLIENT_ID: required for client authentication")
+		return nil, configError("ClientAuth.ClientID", "required for client authentication")
 	case tlsSet:
 		if cfg.TLSCertFile == "" || cfg.TLSKeyFile == "" {
-			return nil, errors.New("providers: AUTHPROXY_CLIENT_TLS_KEY_FILE: set both AUTHPROXY_CLIENT_TLS_CERT_FILE and AUTHPROXY_CLIENT_TLS_KEY_FILE, or neither")
+			return nil, configError("ClientAuth.TLSKeyFile", "set both the TLS certificate and its key, or neither")
 		}
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("providers: AUTHPROXY_CLIENT_TLS_CERT_FILE: want a PEM certificate whose key is in AUTHPROXY_CLIENT_TLS_KEY_FILE: %w", err)
+			return nil, configError("ClientAuth.TLSCertFile", "want a PEM certificate whose key is in the TLS key file: %w", err)
 		}
 		return &ClientAuth{method: MethodTLSClientAuth, clientID: cfg.ClientID, cert: &cert, now: now}, nil
 	}
 	raw, err := os.ReadFile(cfg.PrivateKeyFile)
 	if err != nil {
-		return nil, fmt.Errorf("providers: AUTHPROXY_CLIENT_PRIVATE_KEY_FILE: %w", err)
+		return nil, configError("ClientAuth.PrivateKeyFile", "%w", err)
 	}
 	key, err := ParseClientKey(raw)
 	if err != nil {
-		return nil, fmt.Errorf("providers: AUTHPROXY_CLIENT_PRIVATE_KEY_FILE: %w", err)
+		return nil, configError("ClientAuth.PrivateKeyFile", "%w", err)
 	}
 	if cfg.KeyID != "" {
 		key.KeyID = cfg.KeyID
@@ -121,14 +121,14 @@ func NewClientAuth(cfg ClientAuthConfig) (*ClientAuth, error) {
 	if key.KeyID == "" {
 		tp, err := key.Thumbprint(crypto.SHA256)
 		if err != nil {
-			return nil, fmt.Errorf("providers: AUTHPROXY_CLIENT_PRIVATE_KEY_FILE: %w", err)
+			return nil, configError("ClientAuth.PrivateKeyFile", "%w", err)
 		}
 		key.KeyID = base64.RawURLEncoding.EncodeToString(tp)
 	}
 	alg := jose.SignatureAlgorithm(key.Algorithm)
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, (&jose.SignerOptions{}).WithType("JWT"))
 	if err != nil {
-		return nil, fmt.Errorf("providers: AUTHPROXY_CLIENT_PRIVATE_KEY_FILE: %w", err)
+		return nil, configError("ClientAuth.PrivateKeyFile", "%w", err)
 	}
 	return &ClientAuth{method: MethodPrivateKeyJWT, clientID: cfg.ClientID, key: key, alg: alg, signer: signer, now: now}, nil
 }

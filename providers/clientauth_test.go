@@ -466,10 +466,10 @@ func TestNewClientAuthRefuses(t *testing.T) {
 		cfg  ClientAuthConfig
 		want string
 	}{
-		{"key and certificate", ClientAuthConfig{ClientID: "c", PrivateKeyFile: key, TLSCertFile: key, TLSKeyFile: key}, "set it or AUTHPROXY_CLIENT_TLS_CERT_FILE, not both"},
-		{"certificate without key", ClientAuthConfig{ClientID: "c", TLSCertFile: key}, "AUTHPROXY_CLIENT_TLS_KEY_FILE: set both"},
-		{"key is no certificate", ClientAuthConfig{ClientID: "c", TLSCertFile: key, TLSKeyFile: key}, "AUTHPROXY_CLIENT_TLS_CERT_FILE: want a PEM certificate"},
-		{"missing key file", ClientAuthConfig{ClientID: "c", PrivateKeyFile: key + ".gone"}, "AUTHPROXY_CLIENT_PRIVATE_KEY_FILE: open"},
+		{"key and certificate", ClientAuthConfig{ClientID: "c", PrivateKeyFile: key, TLSCertFile: key, TLSKeyFile: key}, "ClientAuth.PrivateKeyFile: set a private key or a TLS certificate, not both"},
+		{"certificate without key", ClientAuthConfig{ClientID: "c", TLSCertFile: key}, "ClientAuth.TLSKeyFile: set both"},
+		{"key is no certificate", ClientAuthConfig{ClientID: "c", TLSCertFile: key, TLSKeyFile: key}, "ClientAuth.TLSCertFile: want a PEM certificate"},
+		{"missing key file", ClientAuthConfig{ClientID: "c", PrivateKeyFile: key + ".gone"}, "ClientAuth.PrivateKeyFile: open"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := NewClientAuth(tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -47,7 +47,9 @@ var ErrDenied = fmt.Errorf("%w: user not allowed by the provider's rules", ErrRe
 // ConfigError is a problem with one field of the configuration New (or
 // NewGitHub) was given. Field names the field, dotted as in Go source:
 // "Kind", "IssuerURL", "Entra.Tenants", "Entra.GraphURL", "GitHub.URL",
-// "GitHub.Teams", "Keycloak.Roles"; callers map it to their own names for
+// "GitHub.Teams", "Keycloak.Roles", and NewClientAuth's "ClientAuth.ClientID",
+// "ClientAuth.PrivateKeyFile", "ClientAuth.TLSCertFile",
+// "ClientAuth.TLSKeyFile"; callers map it to their own names for
 // it (authproxy, to the variable).
 type ConfigError struct {
 	Field string
