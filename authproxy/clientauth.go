@@ -4,8 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
-
+	
 	"github.com/authproxy/authproxy/providers"
 )
 
@@ -16,7 +15,7 @@ import (
 // the files each time: call it again to pick up a changed key or
 // certificate (and hand the result to providers.OIDC.SetClientAuth, or to a
 // new provider). The error names the variable to fix.
-func clientAuth(cfg *Config) (*providers.ClientAuth, error) {
+func clientAuth(cfg *IdPConfig) (*providers.ClientAuth, error) {
 	auth, err := providers.NewClientAuth(providers.ClientAuthConfig{
 		ClientID:       cfg.ClientID,
 		PrivateKeyFile: cfg.ClientPrivateKeyFile,
@@ -24,8 +23,12 @@ func clientAuth(cfg *Config) (*providers.ClientAuth, error) {
 		TLSCertFile:    cfg.ClientTLSCertFile,
 		TLSKeyFile:     cfg.ClientTLSKeyFile,
 	})
+	var ce *providers.ConfigError
+	if errors.As(err, &ce) {
+		return nil, fmt.Errorf("%s: %w", cfg.vars.rename(providerFieldVariable(ce.Field)), ce.Err)
+	}
 	if err != nil {
-		return nil, errors.New(strings.TrimPrefix(err.Error(), "providers: "))
+		return nil, fmt.Errorf("%s: %w", cfg.vars.of("CLIENT_PRIVATE_KEY_FILE"), err)
 	}
 	return auth, nil
 }
@@ -50,10 +53,11 @@ func parseClientKeyFile(c *Config, v string) error {
 // certificate with its key, a kid only with a key, and no secret beside a
 // key or certificate. What the IdP supports is known only after discovery
 // (providers.OIDC.Discover says then).
-func (c *Config) checkClientAuth(failed map[string]bool) []error {
-	for _, name := range []string{"AUTHPROXY_CLIENT_ID", "AUTHPROXY_CLIENT_SECRET", "AUTHPROXY_CLIENT_PRIVATE_KEY_FILE",
-		"AUTHPROXY_CLIENT_PRIVATE_KEY_ID", "AUTHPROXY_CLIENT_TLS_CERT_FILE", "AUTHPROXY_CLIENT_TLS_KEY_FILE", "AUTHPROXY_PROVIDER"} {
-		if failed[name] {
+func (c *IdPConfig) checkClientAuth(failed map[string]bool) []error {
+	n := c.vars
+	for _, name := range []string{"CLIENT_ID", "CLIENT_SECRET", "CLIENT_PRIVATE_KEY_FILE",
+		"CLIENT_PRIVATE_KEY_ID", "CLIENT_TLS_CERT_FILE", "CLIENT_TLS_KEY_FILE", "PROVIDER"} {
+		if failed[n.of(name)] {
 			return nil // said already
 		}
 	}
@@ -62,22 +66,22 @@ func (c *Config) checkClientAuth(failed map[string]bool) []error {
 	other := ""
 	switch {
 	case keySet && (certSet || tlsKeySet):
-		errs = append(errs, errors.New("AUTHPROXY_CLIENT_PRIVATE_KEY_FILE: set it or AUTHPROXY_CLIENT_TLS_CERT_FILE/_KEY_FILE, not both: one client authentication method at a time"))
+		errs = append(errs, fmt.Errorf("%s: set it or %s/_KEY_FILE, not both: one client authentication method at a time", n.of("CLIENT_PRIVATE_KEY_FILE"), n.of("CLIENT_TLS_CERT_FILE")))
 	case certSet != tlsKeySet:
-		errs = append(errs, errors.New("AUTHPROXY_CLIENT_TLS_KEY_FILE: set both AUTHPROXY_CLIENT_TLS_CERT_FILE and AUTHPROXY_CLIENT_TLS_KEY_FILE, or neither"))
+		errs = append(errs, fmt.Errorf("%s: set both %s and %s, or neither", n.of("CLIENT_TLS_KEY_FILE"), n.of("CLIENT_TLS_CERT_FILE"), n.of("CLIENT_TLS_KEY_FILE")))
 	case keySet:
-		other = "AUTHPROXY_CLIENT_PRIVATE_KEY_FILE (private_key_jwt)"
+		other = n.of("CLIENT_PRIVATE_KEY_FILE") + " (private_key_jwt)"
 	case certSet:
-		other = "AUTHPROXY_CLIENT_TLS_CERT_FILE (tls_client_auth)"
+		other = n.of("CLIENT_TLS_CERT_FILE") + " (tls_client_auth)"
 	}
 	if c.ClientPrivateKeyID != "" && !keySet {
-		errs = append(errs, errors.New("AUTHPROXY_CLIENT_PRIVATE_KEY_ID: only used with AUTHPROXY_CLIENT_PRIVATE_KEY_FILE"))
+		errs = append(errs, fmt.Errorf("%s: only used with %s", n.of("CLIENT_PRIVATE_KEY_ID"), n.of("CLIENT_PRIVATE_KEY_FILE")))
 	}
 	if c.ClientSecret != "" && other != "" {
-		errs = append(errs, fmt.Errorf("AUTHPROXY_CLIENT_SECRET: not used with %s: unset one of them", other))
+		errs = append(errs, fmt.Errorf("%s: not used with %s: unset one of them", n.of("CLIENT_SECRET"), other))
 	}
 	if c.Provider == "github" && (keySet || certSet) {
-		errs = append(errs, errors.New("AUTHPROXY_PROVIDER: github authenticates clients only with AUTHPROXY_CLIENT_SECRET, not with a key or certificate"))
+		errs = append(errs, fmt.Errorf("%s: github authenticates clients only with %s, not with a key or certificate", n.of("PROVIDER"), n.of("CLIENT_SECRET")))
 	}
 	if len(errs) == 0 && certSet {
 		// Load the pair now: a certificate whose key does not match is

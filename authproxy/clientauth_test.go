@@ -102,7 +102,7 @@ func TestLoadConfigClientAuth(t *testing.T) {
 		{"a certificate without its key", map[string]string{"AUTHPROXY_CLIENT_TLS_CERT_FILE": cert},
 			[]string{"AUTHPROXY_CLIENT_TLS_KEY_FILE: set both AUTHPROXY_CLIENT_TLS_CERT_FILE and AUTHPROXY_CLIENT_TLS_KEY_FILE, or neither"}},
 		{"a certificate with another key", map[string]string{"AUTHPROXY_CLIENT_TLS_CERT_FILE": cert, "AUTHPROXY_CLIENT_TLS_KEY_FILE": otherCertKey},
-			[]string{"AUTHPROXY_CLIENT_TLS_CERT_FILE: want a PEM certificate whose key is in AUTHPROXY_CLIENT_TLS_KEY_FILE"}},
+			[]string{"AUTHPROXY_CLIENT_TLS_CERT_FILE: want a PEM certificate whose key is in the TLS key file"}},
 		{"a certificate as the key", map[string]string{"AUTHPROXY_CLIENT_PRIVATE_KEY_FILE": cert},
 			[]string{`AUTHPROXY_CLIENT_PRIVATE_KEY_FILE: want a PEM private key, got a PEM "CERTIFICATE" block`}},
 		{"a short RSA key", map[string]string{"AUTHPROXY_CLIENT_PRIVATE_KEY_FILE": shortKey},
@@ -124,7 +124,7 @@ func TestLoadConfigClientAuth(t *testing.T) {
 				}
 			}
 			if tc.want == nil {
-				auth, err := clientAuth(c)
+				auth, err := clientAuth(&c.IdPConfig)
 				if err != nil || auth == nil {
 					t.Fatalf("clientAuth: %v, %v", auth, err)
 				}

@@ -21,33 +21,16 @@ type Config struct {
 	Upstream *url.URL
 	// UpstreamTimeout bounds the wait for the upstream's response headers.
 	UpstreamTimeout time.Duration
-	Issuer          *url.URL
-	ClientID        string
-	ClientSecret    Secret
-	// ClientPrivateKeyFile (private_key_jwt, with ClientPrivateKeyID as
-	// its kid) or the ClientTLS pair (tls_client_auth) authenticate at the
-	// token endpoint instead of ClientSecret; see clientAuth.
-	ClientPrivateKeyFile string
-	ClientPrivateKeyID   string
-	ClientTLSCertFile    string
-	ClientTLSKeyFile     string
-	RedirectURL          *url.URL
-	Scopes               []string
+	// IdPConfig is the default identity provider's configuration, from
+	// the variables without an IdP name; IdPs are the others.
+	IdPConfig
+	// IdPs are the further identity providers AUTHPROXY_IDPS names, in
+	// its order, each from AUTHPROXY_IDP_<NAME>_* (idps.go).
+	IdPs        []*IdPConfig
+	RedirectURL *url.URL
 
 	// IdPTimeout bounds each call to the identity provider.
 	IdPTimeout time.Duration
-
-	// Provider is AUTHPROXY_PROVIDER, one of providers.Kinds; the fields
-	// after it are each kind's own (nil or empty: the provider's default).
-	Provider            string
-	KeycloakRoles       []string
-	EntraTenants        []string
-	EntraGraphURL       *url.URL
-	EntraGroupNames     bool
-	GoogleHostedDomains []string
-	GitHubURL           *url.URL
-	GitHubOrg           string
-	GitHubTeams         []string
 
 	// CookieSecrets are 32-byte keys; the first seals, all open.
 	CookieSecrets  []Secret
@@ -65,15 +48,6 @@ type Config struct {
 	RedisSentinelAddrs  []string
 	RedisClusterAddrs   []string
 
-	AllowedEmailDomains []string
-	AllowedEmails       []string
-	AllowedGroups       []string
-	// BearerAudiences are the aud values accepted in bearer JWTs; default
-	// the client id.
-	BearerAudiences []string
-	// InsecureAllowUnverifiedEmail lets users sign in whose IdP does not
-	// vouch for their email address (email_verified false or missing).
-	InsecureAllowUnverifiedEmail bool
 	// SkipAuthRoutes are the public routes of AUTHPROXY_SKIP_AUTH_ROUTES.
 	SkipAuthRoutes []policy.Rule
 	// PolicyFile is AUTHPROXY_POLICY_FILE's parsed rules; nil when unset.
@@ -81,8 +55,6 @@ type Config struct {
 	// Policy is what is enforced: skip-auth routes, then the policy file.
 	Policy *policy.Policy
 
-	UserClaim       string
-	GroupsClaim     string
 	PassAccessToken bool
 	// ClaimHeaders send more ID token claims upstream as headers.
 	ClaimHeaders []ClaimHeader
@@ -108,6 +80,9 @@ type Config struct {
 	ShutdownGrace                 time.Duration
 	LogFormat                     string
 	TemplatesDir                  string
+
+	// idpNames are AUTHPROXY_IDPS, whose configurations are in IdPs.
+	idpNames []string
 
 	// sums fingerprint each variable's value as LoadConfig read it (with
 	// the content of a watched file), so that a reload can tell which
@@ -152,6 +127,9 @@ func LoadConfig(lookup Lookup) (*Config, error) {
 	var errs []error
 	failed := map[string]bool{}
 	for _, v := range variables {
+		if v.idpOnly {
+			continue
+		}
 		raw, err := v.read(lookup)
 		c.sums[v.name] = v.fingerprint(raw, err)
 		if err == nil && raw == "" && v.required {
@@ -171,6 +149,16 @@ func LoadConfig(lookup Lookup) (*Config, error) {
 			}
 		}
 	}
+	c.vars = defaultVars
+	for _, name := range c.idpNames {
+		if name == c.Name {
+			errs = append(errs, fmt.Errorf("AUTHPROXY_IDPS: %q is the default IdP's name (AUTHPROXY_DEFAULT_IDP_NAME); give the other IdP another name", name))
+			continue
+		}
+		idp, ie := loadIdP(lookup, name, c.sums, failed)
+		c.IdPs = append(c.IdPs, idp)
+		errs = append(errs, ie...)
+	}
 	errs = append(errs, c.crossCheck(failed)...)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -179,19 +167,22 @@ func LoadConfig(lookup Lookup) (*Config, error) {
 }
 
 // read returns the variable's raw value, trimmed, or "" when it is unset.
-func (v variable) read(lookup Lookup) (string, error) {
-	val, ok := lookup(v.name)
+func (v variable) read(lookup Lookup) (string, error) { return v.readAs(v.name, lookup) }
+
+// readAs is read for the variable's row under another name: an IdP's.
+func (v variable) readAs(name string, lookup Lookup) (string, error) {
+	val, ok := lookup(name)
 	if !v.secret && !v.file {
 		return strings.TrimSpace(val), nil
 	}
-	file, fok := lookup(v.name + "_FILE")
+	file, fok := lookup(name + "_FILE")
 	switch {
 	case ok && val != "" && fok && file != "":
-		return "", fmt.Errorf("set either %s or %s_FILE, not both", v.name, v.name)
+		return "", fmt.Errorf("set either %s or %s_FILE, not both", name, name)
 	case fok && file != "":
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return "", fmt.Errorf("reading %s_FILE: %w", v.name, err)
+			return "", fmt.Errorf("reading %s_FILE: %w", name, err)
 		}
 		if v.file {
 			return listFile(string(b)), nil
@@ -234,15 +225,9 @@ func (c *Config) crossCheck(failed map[string]bool) []error {
 	if len(c.RedisSentinelAddrs) > 0 && len(c.RedisClusterAddrs) > 0 {
 		errs = append(errs, errors.New("AUTHPROXY_REDIS_CLUSTER_ADDRS: set either Sentinel or Cluster addresses, not both"))
 	}
-	if ce := c.checkClientAuth(failed); len(ce) > 0 {
-		errs = append(errs, ce...)
-		failed["client authentication"] = true // not again by checkProvider
-	}
-	errs = append(errs, c.checkProvider(failed)...)
-	c.Policy = policy.New(c.SkipAuthRoutes, c.PolicyFile, c.allowList())
-	if len(c.BearerAudiences) == 0 && c.ClientID != "" {
-		c.BearerAudiences = []string{c.ClientID}
-	}
+	errs = append(errs, c.checkIdPs(failed)...)
+	c.Policy = c.newPolicy()
+	errs = append(errs, c.checkPolicyIdPs()...)
 	if c.PostLogoutRedirectURL == nil && c.RedirectURL != nil {
 		u := *c.RedirectURL
 		u.Path, u.RawPath, u.RawQuery, u.Fragment = "/", "", "", ""
@@ -265,7 +250,7 @@ func sameSiteName(s http.SameSite) string {
 // the rules and the allow-list.
 func isPolicyVariable(name string) bool {
 	switch name {
-	case "AUTHPROXY_SKIP_AUTH_ROUTES", "AUTHPROXY_POLICY_FILE",
+	case "AUTHPROXY_SKIP_AUTH_ROUTES", "AUTHPROXY_POLICY_FILE", "AUTHPROXY_IDPS", "AUTHPROXY_DEFAULT_IDP_NAME",
 		"AUTHPROXY_ALLOWED_EMAIL_DOMAINS", "AUTHPROXY_ALLOWED_EMAILS", "AUTHPROXY_ALLOWED_GROUPS":
 		return true
 	}
@@ -273,32 +258,73 @@ func isPolicyVariable(name string) bool {
 }
 
 // LoadPolicy reads only the variables that make up the access policy
-// (AUTHPROXY_SKIP_AUTH_ROUTES, AUTHPROXY_POLICY_FILE and the
-// AUTHPROXY_ALLOWED_* allow-list), for `authproxy policy explain`, which
-// must work without the rest.
+// (AUTHPROXY_SKIP_AUTH_ROUTES, AUTHPROXY_POLICY_FILE, the IdPs' names and
+// each one's AUTHPROXY_ALLOWED_* allow-list), for `authproxy policy
+// explain`, which must work without the rest.
 func LoadPolicy(lookup Lookup) (*policy.Policy, error) {
 	c := &Config{}
 	var errs []error
-	for _, v := range variables {
-		if !isPolicyVariable(v.name) {
-			continue
-		}
-		raw, _ := v.read(lookup)
+	parse := func(c *Config, v variable, name string) {
+		raw, _ := v.readAs(name, lookup)
 		if raw == "" {
 			raw = v.def
 		}
 		if err := v.parse(c, raw); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", v.name, err))
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
 		}
+	}
+	for _, v := range variables {
+		if isPolicyVariable(v.name) {
+			parse(c, v, v.name)
+		}
+	}
+	for _, name := range c.idpNames {
+		scratch := &Config{}
+		for _, v := range variables {
+			if v.idp && isPolicyVariable(v.name) {
+				parse(scratch, v, idpVars(name).rename(v.name))
+			}
+		}
+		idp := scratch.IdPConfig
+		idp.Name = name
+		c.IdPs = append(c.IdPs, &idp)
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return policy.New(c.SkipAuthRoutes, c.PolicyFile, c.allowList()), nil
+	return c.newPolicy(), nil
+}
+
+// newPolicy is the policy enforced: the skip-auth routes, then the policy
+// file, every rule that is not public under the allow-list of the user's
+// IdP.
+func (c *Config) newPolicy() *policy.Policy {
+	opts := []policy.Option{policy.WithDefaultIdP(c.Name)}
+	for _, idp := range c.IdPs {
+		opts = append(opts, policy.WithIdPAllowList(idp.Name, idp.allowList()))
+	}
+	return policy.New(c.SkipAuthRoutes, c.PolicyFile, c.allowList(), opts...)
+}
+
+// checkPolicyIdPs refuses a policy rule that names an IdP that is not
+// configured: a typo there would lock that IdP's users out, or let none in.
+func (c *Config) checkPolicyIdPs() []error {
+	if c.PolicyFile == nil {
+		return nil
+	}
+	var errs []error
+	for _, r := range c.PolicyFile.Rules {
+		for _, name := range r.IdPs {
+			if c.idp(name) == nil {
+				errs = append(errs, fmt.Errorf("AUTHPROXY_POLICY_FILE: %s names IdP %q, which is not configured (the default IdP is %q; AUTHPROXY_IDPS names the others)", r.Source, name, c.Name))
+			}
+		}
+	}
+	return errs
 }
 
 // allowList is the policy's allow-list from AUTHPROXY_ALLOWED_*.
-func (c *Config) allowList() policy.AllowList {
+func (c *IdPConfig) allowList() policy.AllowList {
 	return policy.AllowList{Domains: c.AllowedEmailDomains, Emails: c.AllowedEmails, Groups: c.AllowedGroups}
 }
 

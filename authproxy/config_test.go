@@ -225,6 +225,12 @@ var validCases = []validCase{
 		map[string]string{"AUTHPROXY_CLIENT_TLS_KEY_FILE": "@clienttlskey"}},
 	{"AUTHPROXY_CLIENT_TLS_KEY_FILE", "@clienttlskey", func(c *Config) any { return c.ClientTLSKeyFile != "" }, true,
 		map[string]string{"AUTHPROXY_CLIENT_TLS_CERT_FILE": "@clientcert"}},
+	{"AUTHPROXY_IDPS", "partners, robots-2", func(c *Config) any { return []string{c.IdPs[0].Name, c.IdPs[1].Name} }, []string{"partners", "robots-2"},
+		map[string]string{"AUTHPROXY_IDP_PARTNERS_OIDC_ISSUER": "https://p.example", "AUTHPROXY_IDP_PARTNERS_CLIENT_ID": "p",
+			"AUTHPROXY_IDP_ROBOTS_2_OIDC_ISSUER": "https://r.example", "AUTHPROXY_IDP_ROBOTS_2_CLIENT_ID": "r"}},
+	{"AUTHPROXY_IDPS", "", func(c *Config) any { return len(c.IdPs) }, 0, nil},
+	{"AUTHPROXY_DEFAULT_IDP_NAME", "staff", func(c *Config) any { return c.Name + " " + c.DisplayName }, "staff staff", nil},
+	{"AUTHPROXY_DISPLAY_NAME", "Acme staff (SSO)", func(c *Config) any { return c.DisplayName }, "Acme staff (SSO)", nil},
 }
 
 func TestLoadConfigValidValues(t *testing.T) {
@@ -260,6 +266,12 @@ func TestLoadConfigValidValues(t *testing.T) {
 // invalidCases give, per variable, values LoadConfig refuses and a part of
 // the message it must give.
 var invalidCases = []invalidCase{
+	{"AUTHPROXY_IDPS", "Partners", "want names of lower-case letters, digits and -"},
+	{"AUTHPROXY_IDPS", "a,b,a", `"a" is named twice`},
+	{"AUTHPROXY_IDPS", "default", `"default" is the default IdP's name`},
+	{"AUTHPROXY_DEFAULT_IDP_NAME", "Staff", "want a name of lower-case letters"},
+	{"AUTHPROXY_DEFAULT_IDP_NAME", "-x", "want a name of lower-case letters"},
+	{"AUTHPROXY_DISPLAY_NAME", "a\x01b", "without control characters"},
 	{"AUTHPROXY_LISTEN", "4180", "want host:port"},
 	{"AUTHPROXY_LISTEN", "localhost:http", `want a port between 0 and 65535, got "http"`},
 	{"AUTHPROXY_LISTEN", ":70000", `got "70000"`},
@@ -388,6 +400,9 @@ func TestConfigCasesCoverEveryVariable(t *testing.T) {
 		"AUTHPROXY_GROUPS_CLAIM": true, "AUTHPROXY_ALLOWED_GROUPS": true, "AUTHPROXY_TEMPLATES_DIR": true,
 	}
 	for _, v := range variables {
+		if v.idpOnly {
+			continue // only under an IdP's name: idps_test.go
+		}
 		if !slices.ContainsFunc(validCases, func(c validCase) bool { return c.variable == v.name }) {
 			t.Errorf("%s has no valid-value case", v.name)
 		}

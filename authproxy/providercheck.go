@@ -13,50 +13,54 @@ import (
 // issuerHelp is AUTHPROXY_OIDC_ISSUER's help text.
 const issuerHelp = "required, except with AUTHPROXY_PROVIDER=github: the issuer URL; discovery at `<issuer>/.well-known/openid-configuration`"
 
-// checkProvider checks what AUTHPROXY_PROVIDER implies for the other
-// variables: the issuer is required except with github, each kind's own
-// variables are only for that kind, and last what the provider itself
+// checkProvider checks what an IdP's AUTHPROXY_PROVIDER implies for its
+// other variables: the issuer is required except with github, each kind's
+// own variables are only for that kind, and last what the provider itself
 // refuses (an Entra issuer's shape, a team without its organization).
-func (c *Config) checkProvider(failed map[string]bool) []error {
-	if failed["AUTHPROXY_PROVIDER"] {
+func (c *Config) checkProvider(idp *IdPConfig, failed map[string]bool) []error {
+	n := idp.vars
+	if failed[n.of("PROVIDER")] {
 		return nil
 	}
 	var errs []error
 	switch {
-	case c.Provider == "github" && c.Issuer != nil:
-		errs = append(errs, errors.New("AUTHPROXY_OIDC_ISSUER: not used with AUTHPROXY_PROVIDER=github; for GitHub Enterprise Server set AUTHPROXY_GITHUB_URL"))
-	case c.Provider != "github" && c.Issuer == nil && !failed["AUTHPROXY_OIDC_ISSUER"]:
-		errs = append(errs, errors.New("AUTHPROXY_OIDC_ISSUER: "+issuerHelp))
+	case idp.Provider == "github" && idp.Issuer != nil:
+		errs = append(errs, fmt.Errorf("%s: not used with %s=github; for GitHub Enterprise Server set %s", n.of("OIDC_ISSUER"), n.of("PROVIDER"), n.of("GITHUB_URL")))
+	case idp.Provider != "github" && idp.Issuer == nil && !failed[n.of("OIDC_ISSUER")]:
+		errs = append(errs, fmt.Errorf("%s: required, except with %s=github: the issuer URL; discovery at `<issuer>/.well-known/openid-configuration`", n.of("OIDC_ISSUER"), n.of("PROVIDER")))
 	}
 	for _, o := range []struct {
 		name, kind string
 		set        bool
 	}{
-		{"AUTHPROXY_KEYCLOAK_ROLES", "keycloak", len(c.KeycloakRoles) > 0},
-		{"AUTHPROXY_ENTRA_TENANTS", "entra", len(c.EntraTenants) > 0},
-		{"AUTHPROXY_ENTRA_GRAPH_URL", "entra", c.EntraGraphURL != nil},
-		{"AUTHPROXY_ENTRA_GROUP_NAMES", "entra", c.EntraGroupNames},
-		{"AUTHPROXY_GOOGLE_HOSTED_DOMAIN", "google", len(c.GoogleHostedDomains) > 0},
-		{"AUTHPROXY_GITHUB_URL", "github", c.GitHubURL != nil},
-		{"AUTHPROXY_GITHUB_ORG", "github", c.GitHubOrg != ""},
-		{"AUTHPROXY_GITHUB_TEAM", "github", len(c.GitHubTeams) > 0},
+		{"KEYCLOAK_ROLES", "keycloak", len(idp.KeycloakRoles) > 0},
+		{"ENTRA_TENANTS", "entra", len(idp.EntraTenants) > 0},
+		{"ENTRA_GRAPH_URL", "entra", idp.EntraGraphURL != nil},
+		{"ENTRA_GROUP_NAMES", "entra", idp.EntraGroupNames},
+		{"GOOGLE_HOSTED_DOMAIN", "google", len(idp.GoogleHostedDomains) > 0},
+		{"GITHUB_URL", "github", idp.GitHubURL != nil},
+		{"GITHUB_ORG", "github", idp.GitHubOrg != ""},
+		{"GITHUB_TEAM", "github", len(idp.GitHubTeams) > 0},
 	} {
-		if o.set && c.Provider != o.kind && !failed[o.name] {
-			errs = append(errs, fmt.Errorf("%s: only used with AUTHPROXY_PROVIDER=%s", o.name, o.kind))
+		if o.set && idp.Provider != o.kind && !failed[n.of(o.name)] {
+			errs = append(errs, fmt.Errorf("%s: only used with %s=%s", n.of(o.name), n.of("PROVIDER"), o.kind))
 		}
 	}
-	if len(c.GitHubTeams) > 0 && c.GitHubOrg == "" && c.Provider == "github" {
-		errs = append(errs, errors.New("AUTHPROXY_GITHUB_TEAM: needs AUTHPROXY_GITHUB_ORG, the organization the teams belong to"))
+	if len(idp.GitHubTeams) > 0 && idp.GitHubOrg == "" && idp.Provider == "github" {
+		errs = append(errs, fmt.Errorf("%s: needs %s, the organization the teams belong to", n.of("GITHUB_TEAM"), n.of("GITHUB_ORG")))
+	}
+	if idp.BearerOnly && idp.Provider == "github" {
+		errs = append(errs, fmt.Errorf("%s: github issues no JWTs to verify; a bearer-only IdP needs an OpenID Connect issuer", n.of("BEARER_ONLY")))
 	}
 	if len(errs) > 0 || len(failed) > 0 {
 		return errs
 	}
-	if _, err := newProvider(c, nil, nil); err != nil {
+	if _, err := newProvider(c, idp, nil, nil); err != nil {
 		var ce *providers.ConfigError
 		if errors.As(err, &ce) {
-			errs = append(errs, fmt.Errorf("%s: %w", providerFieldVariable(ce.Field), ce.Err))
+			errs = append(errs, fmt.Errorf("%s: %w", n.rename(providerFieldVariable(ce.Field)), ce.Err))
 		} else {
-			errs = append(errs, fmt.Errorf("AUTHPROXY_PROVIDER: %w", err))
+			errs = append(errs, fmt.Errorf("%s: %w", n.of("PROVIDER"), err))
 		}
 	}
 	return errs
@@ -80,6 +84,14 @@ func providerFieldVariable(field string) string {
 		return "AUTHPROXY_GITHUB_ORG"
 	case "Keycloak.Roles":
 		return "AUTHPROXY_KEYCLOAK_ROLES"
+	case "ClientAuth.ClientID":
+		return "AUTHPROXY_CLIENT_ID"
+	case "ClientAuth.PrivateKeyFile":
+		return "AUTHPROXY_CLIENT_PRIVATE_KEY_FILE"
+	case "ClientAuth.TLSCertFile":
+		return "AUTHPROXY_CLIENT_TLS_CERT_FILE"
+	case "ClientAuth.TLSKeyFile":
+		return "AUTHPROXY_CLIENT_TLS_KEY_FILE"
 	}
 	return "AUTHPROXY_PROVIDER"
 }

@@ -45,27 +45,65 @@ func (v variable) fingerprint(raw string, err error) [sha256.Size]byte {
 }
 
 // currentFingerprints reads every variable through lookup, as LoadConfig
-// does, and fingerprints it, without parsing anything.
+// does, and fingerprints it, without parsing anything but AUTHPROXY_IDPS:
+// the default IdP's and those of the IdPs it names.
 func currentFingerprints(lookup Lookup) fingerprints {
 	sums := fingerprints{}
-	for _, v := range variables {
-		raw, err := v.read(lookup)
-		sums[v.name] = v.fingerprint(raw, err)
+	for _, iv := range instances(lookupIdPNames(lookup)) {
+		raw, err := iv.v.readAs(iv.name, lookup)
+		sums[iv.name] = iv.v.fingerprint(raw, err)
 	}
 	return sums
 }
 
-// changed lists, in table order, the live variables and the others (that
-// only a restart applies) whose fingerprints differ between a and b.
-func (a fingerprints) changed(b fingerprints) (live, restart []string) {
+// lookupIdPNames returns the IdP names AUTHPROXY_IDPS gives through
+// lookup, or none when it is not valid (LoadConfig says why).
+func lookupIdPNames(lookup Lookup) []string {
+	v, _ := lookup("AUTHPROXY_IDPS")
+	names, err := parseIdPNames(v)
+	if err != nil {
+		return nil
+	}
+	return names
+}
+
+// instance is a row of the table under one of its names: its own, or an
+// IdP's for an IdP-level row.
+type instance struct {
+	v    variable
+	name string
+}
+
+// instances lists every variable under every name it has with the IdPs
+// idps names, in table order, each row's IdP names after its own.
+func instances(idps []string) []instance {
+	var out []instance
 	for _, v := range variables {
-		if a[v.name] == b[v.name] {
+		if !v.idpOnly {
+			out = append(out, instance{v, v.name})
+		}
+		if !v.idp {
 			continue
 		}
-		if v.live {
-			live = append(live, v.name)
+		for _, n := range idps {
+			out = append(out, instance{v, idpVars(n).rename(v.name)})
+		}
+	}
+	return out
+}
+
+// changed lists, in table order, the live variables and the others (that
+// only a restart applies) whose fingerprints differ between a and b, whose
+// IdPs are those idps names.
+func (a fingerprints) changed(b fingerprints, idps []string) (live, restart []string) {
+	for _, iv := range instances(idps) {
+		if a[iv.name] == b[iv.name] {
+			continue
+		}
+		if iv.v.live {
+			live = append(live, iv.name)
 		} else {
-			restart = append(restart, v.name)
+			restart = append(restart, iv.name)
 		}
 	}
 	return live, restart
@@ -131,7 +169,8 @@ func (s *Server) reloadLocked(lookup Lookup) error {
 	if rs.sums == nil {
 		rs.sums = rs.applied.sums
 	}
-	live, restart := rs.sums.changed(cfg.sums)
+	idpNames := unionNames(rs.applied.idpNames, cfg.idpNames)
+	live, restart := rs.sums.changed(cfg.sums, idpNames)
 	old := s.live.Load()
 	store, state := old.store, old.state
 	if !slices.Equal(cfg.CookieSecrets, rs.applied.CookieSecrets) {
@@ -144,26 +183,12 @@ func (s *Server) reloadLocked(lookup Lookup) error {
 			return fmt.Errorf("AUTHPROXY_COOKIE_SECRET: %w", err)
 		}
 	}
-	var auth *providers.ClientAuth
-	keyChanged := slices.ContainsFunc(live, func(n string) bool {
-		return strings.HasPrefix(n, "AUTHPROXY_CLIENT_PRIVATE_KEY_") || strings.HasPrefix(n, "AUTHPROXY_CLIENT_TLS_")
-	})
-	if keyChanged {
-		// A renewed key or certificate: read and checked whole before
-		// anything is swapped.
-		if auth, err = clientAuth(cfg); err != nil {
-			return err
+	for _, p := range s.idps.list {
+		ic := cfg.idp(p.name())
+		if ic == nil {
+			continue // removed from AUTHPROXY_IDPS: a restart does it
 		}
-	}
-	if ca, ok := s.provider.(interface {
-		SetClientAuth(*providers.ClientAuth) error
-	}); ok && keyChanged {
-		if err := ca.SetClientAuth(auth); err != nil {
-			return err
-		}
-	}
-	if rc, ok := s.provider.(providers.Reconfigurer); ok {
-		if err := rc.Reconfigure(providerConfig(cfg, s.log)); err != nil {
+		if err := s.reloadIdP(cfg, p, ic, live); err != nil {
 			return err
 		}
 	}
@@ -176,10 +201,10 @@ func (s *Server) reloadLocked(lookup Lookup) error {
 	}
 
 	sums := fingerprints{}
-	for _, v := range variables {
-		sums[v.name] = cfg.sums[v.name]
-		if slices.Contains(restart, v.name) {
-			sums[v.name] = rs.sums[v.name]
+	for _, iv := range instances(idpNames) {
+		sums[iv.name] = cfg.sums[iv.name]
+		if slices.Contains(restart, iv.name) {
+			sums[iv.name] = rs.sums[iv.name]
 		}
 	}
 	rs.applied, rs.sums = cfg, sums
@@ -188,6 +213,46 @@ func (s *Server) reloadLocked(lookup Lookup) error {
 	}
 	s.log.Info("configuration reloaded", "event", "config_reload", "result", "ok", "changed", nonNil(live))
 	return nil
+}
+
+// reloadIdP applies to IdP p what of the live variables ic (its reloaded
+// configuration) changes: the client secret, and a renewed key or
+// certificate, read and checked whole before anything is swapped.
+func (s *Server) reloadIdP(cfg *Config, p *idp, ic *IdPConfig, live []string) error {
+	keyChanged := slices.ContainsFunc(live, func(n string) bool {
+		return n == ic.vars.of("CLIENT_PRIVATE_KEY_FILE") || n == ic.vars.of("CLIENT_PRIVATE_KEY_ID") ||
+			n == ic.vars.of("CLIENT_TLS_CERT_FILE") || n == ic.vars.of("CLIENT_TLS_KEY_FILE")
+	})
+	if keyChanged {
+		auth, err := clientAuth(ic)
+		if err != nil {
+			return err
+		}
+		if ca, ok := p.provider.(interface {
+			SetClientAuth(*providers.ClientAuth) error
+		}); ok {
+			if err := ca.SetClientAuth(auth); err != nil {
+				return err
+			}
+		}
+	}
+	if rc, ok := p.provider.(providers.Reconfigurer); ok {
+		if err := rc.Reconfigure(providerConfig(cfg, ic, s.log)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// unionNames returns a's names, then those of b not in a.
+func unionNames(a, b []string) []string {
+	out := slices.Clone(a)
+	for _, n := range b {
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // withSecrets returns a copy of c with the cookie secrets of other.

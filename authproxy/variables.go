@@ -28,8 +28,12 @@ type variable struct {
 	watch bool
 	// live: a changed value (from a file: NAME_FILE or a watched path)
 	// takes effect at a reload; any other change needs a restart.
-	live  bool
-	parse func(c *Config, v string) error
+	live bool
+	// idp: an IdP-level variable, describing the default IdP under its
+	// own name and each of AUTHPROXY_IDPS as AUTHPROXY_IDP_<NAME>_… (idps.go);
+	// idpOnly ones exist only under an IdP's name.
+	idp, idpOnly bool
+	parse        func(c *Config, v string) error
 }
 
 // variables lists every AUTHPROXY_* variable, in the order the README shows.
@@ -40,7 +44,7 @@ var variables = []variable{
 		parse: func(c *Config, v string) (err error) { c.Upstream, err = parseUpstream(v); return err }},
 	{name: "AUTHPROXY_UPSTREAM_TIMEOUT", def: "30s", help: "how long to wait for the upstream's response headers before answering 504 (streams may then run longer)",
 		parse: func(c *Config, v string) (err error) { c.UpstreamTimeout, err = parsePositiveDuration(v); return err }},
-	{name: "AUTHPROXY_OIDC_ISSUER", help: issuerHelp,
+	{name: "AUTHPROXY_OIDC_ISSUER", idp: true, help: issuerHelp,
 		parse: func(c *Config, v string) (err error) {
 			if v != "" { // required except with github: checkProvider
 				c.Issuer, err = parseHTTPURL(v)
@@ -49,13 +53,13 @@ var variables = []variable{
 		}},
 	{name: "AUTHPROXY_IDP_TIMEOUT", def: "10s", help: "how long to wait for each call to the identity provider (discovery, keys, token, userinfo); a sign-in it does not answer in time gets a 504 page",
 		parse: func(c *Config, v string) (err error) { c.IdPTimeout, err = parsePositiveDuration(v); return err }},
-	{name: "AUTHPROXY_CLIENT_ID", required: true, help: "OAuth2 client id",
+	{name: "AUTHPROXY_CLIENT_ID", idp: true, required: true, help: "OAuth2 client id",
 		parse: func(c *Config, v string) error { c.ClientID = v; return nil }},
-	{name: "AUTHPROXY_CLIENT_SECRET", secret: true, live: true, help: "client secret; empty means a public client (PKCE alone)",
+	{name: "AUTHPROXY_CLIENT_SECRET", idp: true, secret: true, live: true, help: "client secret; empty means a public client (PKCE alone)",
 		parse: func(c *Config, v string) error { c.ClientSecret = Secret(v); return nil }},
-	{name: "AUTHPROXY_CLIENT_PRIVATE_KEY_FILE", watch: true, live: true, help: "private_key_jwt instead of a client secret: a PEM RSA (2048 bits or more) or EC (P-256, P-384, P-521) private key, or a private JWK, that signs a fresh 60-second client assertion for every token request (RS256, ES256, ES384 or ES512 by the key); the IdP must list private_key_jwt; see Client authentication",
+	{name: "AUTHPROXY_CLIENT_PRIVATE_KEY_FILE", idp: true, watch: true, live: true, help: "private_key_jwt instead of a client secret: a PEM RSA (2048 bits or more) or EC (P-256, P-384, P-521) private key, or a private JWK, that signs a fresh 60-second client assertion for every token request (RS256, ES256, ES384 or ES512 by the key); the IdP must list private_key_jwt; see Client authentication",
 		parse: parseClientKeyFile},
-	{name: "AUTHPROXY_CLIENT_PRIVATE_KEY_ID", live: true, help: "the kid of AUTHPROXY_CLIENT_PRIVATE_KEY_FILE's key as registered at the IdP; default: the JWK's kid, else the key's RFC 7638 thumbprint (`authproxy check` prints the public JWKS to register)",
+	{name: "AUTHPROXY_CLIENT_PRIVATE_KEY_ID", idp: true, live: true, help: "the kid of AUTHPROXY_CLIENT_PRIVATE_KEY_FILE's key as registered at the IdP; default: the JWK's kid, else the key's RFC 7638 thumbprint (`authproxy check` prints the public JWKS to register)",
 		parse: func(c *Config, v string) error {
 			c.ClientPrivateKeyID = v
 			if strings.ContainsFunc(v, func(r rune) bool { return r < ' ' || r == 0x7f }) {
@@ -63,15 +67,15 @@ var variables = []variable{
 			}
 			return nil
 		}},
-	{name: "AUTHPROXY_CLIENT_TLS_CERT_FILE", watch: true, live: true, help: "tls_client_auth (RFC 8705) instead of a client secret: PEM client certificate (chain) presented to the IdP, which must list tls_client_auth or self_signed_tls_client_auth; the token endpoint is its mtls_endpoint_aliases one when it has one",
+	{name: "AUTHPROXY_CLIENT_TLS_CERT_FILE", idp: true, watch: true, live: true, help: "tls_client_auth (RFC 8705) instead of a client secret: PEM client certificate (chain) presented to the IdP, which must list tls_client_auth or self_signed_tls_client_auth; the token endpoint is its mtls_endpoint_aliases one when it has one",
 		parse: func(c *Config, v string) error { c.ClientTLSCertFile = v; return checkReadable(v) }},
-	{name: "AUTHPROXY_CLIENT_TLS_KEY_FILE", watch: true, live: true, help: "the PEM private key of AUTHPROXY_CLIENT_TLS_CERT_FILE",
+	{name: "AUTHPROXY_CLIENT_TLS_KEY_FILE", idp: true, watch: true, live: true, help: "the PEM private key of AUTHPROXY_CLIENT_TLS_CERT_FILE",
 		parse: func(c *Config, v string) error { c.ClientTLSKeyFile = v; return checkReadable(v) }},
 	{name: "AUTHPROXY_REDIRECT_URL", required: true, help: "absolute callback URL whose path is /oauth2/callback, e.g. https://app.example.com/oauth2/callback",
 		parse: func(c *Config, v string) (err error) { c.RedirectURL, err = parseRedirectURL(v); return err }},
-	{name: "AUTHPROXY_SCOPES", def: "openid email profile", help: "requested scopes, space- or comma-separated; must include openid",
+	{name: "AUTHPROXY_SCOPES", idp: true, def: "openid email profile", help: "requested scopes, space- or comma-separated; must include openid",
 		parse: parseScopes},
-	{name: "AUTHPROXY_PROVIDER", def: "oidc", help: "the kind of identity provider: oidc (any OpenID Connect IdP), keycloak, entra, google, gitlab, okta, auth0 or github; see Identity providers",
+	{name: "AUTHPROXY_PROVIDER", idp: true, def: "oidc", help: "the kind of identity provider: oidc (any OpenID Connect IdP), keycloak, entra, google, gitlab, okta, auth0 or github; see Identity providers",
 		parse: func(c *Config, v string) error {
 			c.Provider = v
 			if !slices.Contains(providers.Kinds, v) {
@@ -79,7 +83,7 @@ var variables = []variable{
 			}
 			return nil
 		}},
-	{name: "AUTHPROXY_KEYCLOAK_ROLES", help: "keycloak: roles that become groups: realm (realm_access.roles, as they are), client (this client's roles, as `<client id>:<role>`), or both, comma-separated; empty means none",
+	{name: "AUTHPROXY_KEYCLOAK_ROLES", idp: true, help: "keycloak: roles that become groups: realm (realm_access.roles, as they are), client (this client's roles, as `<client id>:<role>`), or both, comma-separated; empty means none",
 		parse: func(c *Config, v string) error {
 			c.KeycloakRoles = splitList(v)
 			for _, r := range c.KeycloakRoles {
@@ -89,7 +93,7 @@ var variables = []variable{
 			}
 			return nil
 		}},
-	{name: "AUTHPROXY_ENTRA_TENANTS", help: "entra: tenant ids (GUIDs) whose users may sign in, comma-separated, or * for every tenant; required with the multi-tenant issuers `…/common/v2.0` and `…/organizations/v2.0`",
+	{name: "AUTHPROXY_ENTRA_TENANTS", idp: true, help: "entra: tenant ids (GUIDs) whose users may sign in, comma-separated, or * for every tenant; required with the multi-tenant issuers `…/common/v2.0` and `…/organizations/v2.0`",
 		parse: func(c *Config, v string) error {
 			c.EntraTenants = splitList(v)
 			for _, t := range c.EntraTenants {
@@ -99,25 +103,25 @@ var variables = []variable{
 			}
 			return nil
 		}},
-	{name: "AUTHPROXY_ENTRA_GRAPH_URL", help: "entra: Microsoft Graph's base URL, asked for groups when the ID token has too many (overage) and for group names; default https://graph.microsoft.com",
+	{name: "AUTHPROXY_ENTRA_GRAPH_URL", idp: true, help: "entra: Microsoft Graph's base URL, asked for groups when the ID token has too many (overage) and for group names; default https://graph.microsoft.com",
 		parse: func(c *Config, v string) (err error) {
 			if v != "" {
 				c.EntraGraphURL, err = parseHTTPURL(v)
 			}
 			return err
 		}},
-	{name: "AUTHPROXY_ENTRA_GROUP_NAMES", def: "false", help: "entra: also send each group's display name beside its id, read from Microsoft Graph at sign-in: true or false (names are not unique: write access rules with ids)",
+	{name: "AUTHPROXY_ENTRA_GROUP_NAMES", idp: true, def: "false", help: "entra: also send each group's display name beside its id, read from Microsoft Graph at sign-in: true or false (names are not unique: write access rules with ids)",
 		parse: func(c *Config, v string) (err error) { c.EntraGroupNames, err = parseBool(v); return err }},
-	{name: "AUTHPROXY_GOOGLE_HOSTED_DOMAIN", help: "google: Workspace domains whose accounts may sign in (the ID token's hd claim), comma-separated; * for any Workspace account but no consumer account",
+	{name: "AUTHPROXY_GOOGLE_HOSTED_DOMAIN", idp: true, help: "google: Workspace domains whose accounts may sign in (the ID token's hd claim), comma-separated; * for any Workspace account but no consumer account",
 		parse: func(c *Config, v string) (err error) { c.GoogleHostedDomains, err = parseDomains(v); return err }},
-	{name: "AUTHPROXY_GITHUB_URL", help: "github: GitHub Enterprise Server's address, API at `<url>/api/v3`; default https://github.com",
+	{name: "AUTHPROXY_GITHUB_URL", idp: true, help: "github: GitHub Enterprise Server's address, API at `<url>/api/v3`; default https://github.com",
 		parse: func(c *Config, v string) (err error) {
 			if v != "" {
 				c.GitHubURL, err = parseHTTPURL(v)
 			}
 			return err
 		}},
-	{name: "AUTHPROXY_GITHUB_ORG", help: "github: only active members of this organization may sign in; adds the read:org scope",
+	{name: "AUTHPROXY_GITHUB_ORG", idp: true, help: "github: only active members of this organization may sign in; adds the read:org scope",
 		parse: func(c *Config, v string) error {
 			c.GitHubOrg = v
 			if v != "" && !validGitHubName(v) {
@@ -125,7 +129,7 @@ var variables = []variable{
 			}
 			return nil
 		}},
-	{name: "AUTHPROXY_GITHUB_TEAM", help: "github: only members of one of these teams (slugs, comma-separated) of AUTHPROXY_GITHUB_ORG may sign in",
+	{name: "AUTHPROXY_GITHUB_TEAM", idp: true, help: "github: only members of one of these teams (slugs, comma-separated) of AUTHPROXY_GITHUB_ORG may sign in",
 		parse: func(c *Config, v string) error {
 			c.GitHubTeams = splitList(v)
 			for _, t := range c.GitHubTeams {
@@ -135,6 +139,26 @@ var variables = []variable{
 			}
 			return nil
 		}},
+	{name: "AUTHPROXY_IDPS", help: "further identity providers, by name (lower-case letters, digits and -), comma-separated; each is configured by `AUTHPROXY_IDP_<NAME>_<VARIABLE>` for the IdP-level variables (see Several identity providers)",
+		parse: func(c *Config, v string) (err error) { c.idpNames, err = parseIdPNames(v); return err }},
+	{name: "AUTHPROXY_DEFAULT_IDP_NAME", def: "default", help: "the name of the IdP the variables without an IdP name describe, as sessions, policy rules, metrics and X-Forwarded-Idp name it",
+		parse: func(c *Config, v string) error {
+			c.Name = v
+			if !validIdPName(v) {
+				return fmt.Errorf("want a name of lower-case letters, digits and - (starting with a letter, at most 32), got %q", v)
+			}
+			return nil
+		}},
+	{name: "AUTHPROXY_DISPLAY_NAME", idp: true, help: "the IdP's name on the sign-in chooser, shown when there are several browser IdPs; default the IdP's name",
+		parse: func(c *Config, v string) error {
+			c.DisplayName = v
+			if len(v) > 100 || strings.ContainsFunc(v, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+				return fmt.Errorf("want at most 100 characters without control characters, got %q", v)
+			}
+			return nil
+		}},
+	{name: "AUTHPROXY_BEARER_ONLY", idp: true, idpOnly: true, def: "false", help: "`true`: the IdP accepts API clients' bearer tokens from its issuer, for its bearer audiences (its client id may then be left out), and never serves browser sign-in",
+		parse: func(c *Config, v string) (err error) { c.BearerOnly, err = parseBool(v); return err }},
 	{name: "AUTHPROXY_COOKIE_SECRET", required: true, secret: true, live: true, help: "32 random bytes as base64 (or 64 hex chars), e.g. from `authproxy secret`; a list rotates keys: the first seals, all open",
 		parse: parseCookieSecrets},
 	{name: "AUTHPROXY_COOKIE_NAME", def: "_authproxy", help: "session cookie name; large sessions split into `<name>_0`, `<name>_1`, …",
@@ -180,13 +204,13 @@ var variables = []variable{
 			}
 			return err
 		}},
-	{name: "AUTHPROXY_ALLOWED_EMAIL_DOMAINS", def: "*", file: true, live: true, help: "who may sign in, by email domain (comma-separated; * for any)",
+	{name: "AUTHPROXY_ALLOWED_EMAIL_DOMAINS", idp: true, def: "*", file: true, live: true, help: "who may sign in, by email domain (comma-separated; * for any)",
 		parse: func(c *Config, v string) (err error) { c.AllowedEmailDomains, err = parseDomains(v); return err }},
-	{name: "AUTHPROXY_ALLOWED_EMAILS", file: true, live: true, help: "explicit email allow-list, comma-separated (adds to the domains)",
+	{name: "AUTHPROXY_ALLOWED_EMAILS", idp: true, file: true, live: true, help: "explicit email allow-list, comma-separated (adds to the domains)",
 		parse: func(c *Config, v string) (err error) { c.AllowedEmails, err = parseEmails(v); return err }},
-	{name: "AUTHPROXY_ALLOWED_GROUPS", file: true, live: true, help: "if set, the user must be in one of these groups (comma-separated)",
+	{name: "AUTHPROXY_ALLOWED_GROUPS", idp: true, file: true, live: true, help: "if set, the user must be in one of these groups (comma-separated)",
 		parse: func(c *Config, v string) error { c.AllowedGroups = splitList(v); return nil }},
-	{name: "AUTHPROXY_BEARER_AUDIENCES", help: "audiences accepted in API clients' `Authorization: Bearer` JWTs (comma-separated); default: the client id",
+	{name: "AUTHPROXY_BEARER_AUDIENCES", idp: true, help: "audiences accepted in API clients' `Authorization: Bearer` JWTs (comma-separated); default: the client id",
 		parse: func(c *Config, v string) error {
 			c.BearerAudiences = splitList(v)
 			for _, a := range c.BearerAudiences {
@@ -196,7 +220,7 @@ var variables = []variable{
 			}
 			return nil
 		}},
-	{name: "AUTHPROXY_INSECURE_ALLOW_UNVERIFIED_EMAIL", def: "false", help: "let users whose email_verified is false or missing sign in: true or false (their unverified address still reaches the upstream as X-Forwarded-Email)",
+	{name: "AUTHPROXY_INSECURE_ALLOW_UNVERIFIED_EMAIL", idp: true, def: "false", help: "let users whose email_verified is false or missing sign in: true or false (their unverified address still reaches the upstream as X-Forwarded-Email)",
 		parse: func(c *Config, v string) (err error) { c.InsecureAllowUnverifiedEmail, err = parseBool(v); return err }},
 	{name: "AUTHPROXY_SKIP_AUTH_ROUTES", live: true, help: "routes served without a session, e.g. `GET /healthz, /public/`: a path ending in / is a prefix, any other is exact; an optional method limits the route",
 		parse: func(c *Config, v string) (err error) {
@@ -210,9 +234,9 @@ var variables = []variable{
 			}
 			return policyProblems(err)
 		}},
-	{name: "AUTHPROXY_USER_CLAIM", def: "sub", help: "ID token claim sent as X-Forwarded-User",
+	{name: "AUTHPROXY_USER_CLAIM", idp: true, def: "sub", help: "ID token claim sent as X-Forwarded-User",
 		parse: func(c *Config, v string) error { c.UserClaim = v; return nil }},
-	{name: "AUTHPROXY_GROUPS_CLAIM", def: "groups", help: "ID token claim holding the user's groups",
+	{name: "AUTHPROXY_GROUPS_CLAIM", idp: true, def: "groups", help: "ID token claim holding the user's groups",
 		parse: func(c *Config, v string) error { c.GroupsClaim = v; return nil }},
 	{name: "AUTHPROXY_PASS_ACCESS_TOKEN", def: "false", help: "also send X-Forwarded-Access-Token: true or false",
 		parse: func(c *Config, v string) (err error) { c.PassAccessToken, err = parseBool(v); return err }},
@@ -289,7 +313,14 @@ func VariablesMarkdown() string {
 		if v.live && (v.secret || v.file || v.watch) {
 			help += "; reloaded without a restart"
 		}
-		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", v.name, def, strings.ReplaceAll(help, "|", "\\|"))
+		name := v.name
+		switch {
+		case v.idpOnly:
+			name = idpVars("<NAME>").rename(v.name)
+		case v.idp:
+			help += "; per IdP"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", name, def, strings.ReplaceAll(help, "|", "\\|"))
 	}
 	return b.String()
 }

@@ -67,14 +67,14 @@ func (w *configWatch) poll() bool {
 // gives: each NAME_FILE in use and each watched variable's file.
 func watchedFiles(lookup Lookup) []string {
 	var files []string
-	for _, v := range variables {
-		if v.secret || v.file {
-			if f, ok := lookup(v.name + "_FILE"); ok && f != "" {
+	for _, iv := range instances(lookupIdPNames(lookup)) {
+		if iv.v.secret || iv.v.file {
+			if f, ok := lookup(iv.name + "_FILE"); ok && f != "" {
 				files = append(files, f)
 			}
 		}
-		if v.watch {
-			if f, ok := lookup(v.name); ok && f != "" {
+		if iv.v.watch {
+			if f, ok := lookup(iv.name); ok && f != "" {
 				files = append(files, f)
 			}
 		}
