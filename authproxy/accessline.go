@@ -18,6 +18,7 @@ type accessLine struct {
 	duration time.Duration
 	outcome  string
 	user     string
+	idp      string // left out when empty
 }
 
 // appendJSON appends the line as slog's JSONHandler writes the same record
@@ -48,6 +49,10 @@ func (a *accessLine) appendJSON(b []byte) []byte {
 	b = appendJSONString(b, a.outcome)
 	b = append(b, `,"user":`...)
 	b = appendJSONString(b, a.user)
+	if a.idp != "" {
+		b = append(b, `,"idp":`...)
+		b = appendJSONString(b, a.idp)
+	}
 	return append(b, "}\n"...)
 }
 

@@ -25,6 +25,9 @@ func slogAccessLine(a *accessLine) []byte {
 		slog.Int("status", a.status), slog.Int64("bytes", a.bytes), slog.Float64("duration_ms", durationMillis(a.duration)),
 		slog.String("outcome", a.outcome), slog.String("user", a.user),
 	)
+	if a.idp != "" {
+		r.AddAttrs(slog.String("idp", a.idp))
+	}
 	_ = slog.NewJSONHandler(&buf, nil).Handle(context.Background(), r)
 	return buf.Bytes()
 }
@@ -40,6 +43,7 @@ func TestAccessLineMatchesSlog(t *testing.T) {
 		{"escapes", accessLine{time: at.In(time.FixedZone("x", 3600)), id: `"\`, method: "GET", path: "/a\"b\\c\nd\re\tf\x00\x1f<>&", status: 400, duration: time.Second, outcome: "bad_request", user: "ü \u2028\u2029"}},
 		{"invalid UTF-8", accessLine{time: at, id: "i", method: "GET", path: "/\xff\xfe/\xc3", status: 404, duration: 999 * time.Microsecond, outcome: "public", user: "\xed\xa0\x80"}},
 		{"long duration", accessLine{time: at, id: "l", method: "GET", path: "/stream", status: 200, bytes: 1 << 40, duration: 90 * time.Minute, outcome: "proxied"}},
+		{"with an IdP", accessLine{time: at, id: "p", method: "GET", path: "/portal/", status: 200, outcome: "proxied", user: "u", idp: "partners-2"}},
 		{"nanoseconds trimmed", accessLine{time: at.Add(7), id: "n", method: "HEAD", path: "/", status: 304, duration: 1, outcome: "proxied"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -56,7 +60,7 @@ func FuzzAccessLineMatchesSlog(f *testing.F) {
 	f.Add("POST", "/a\"\\\n\x00\u2028\xff", "ü", int64(0), 502)
 	f.Fuzz(func(t *testing.T, method, path, user string, micros int64, status int) {
 		a := &accessLine{time: time.Unix(1764637323, micros%1e9).UTC(), warn: status >= 500, id: path, method: method,
-			path: path, status: status, bytes: micros, duration: time.Duration(micros) * time.Microsecond, outcome: user, user: user}
+			path: path, status: status, bytes: micros, duration: time.Duration(micros) * time.Microsecond, outcome: user, user: user, idp: method}
 		if got, want := a.appendJSON(nil), slogAccessLine(a); !bytes.Equal(got, want) {
 			t.Errorf("fast line:\n%s\nslog's:\n%s", got, want)
 		}

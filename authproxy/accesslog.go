@@ -15,6 +15,8 @@ type requestInfo struct {
 	id      string
 	outcome string
 	user    string
+	// idp names the signed-in user's IdP, with several IdPs.
+	idp string
 	// live is the configuration the request is served with, read once as
 	// it starts (Server.current).
 	live *live
@@ -75,12 +77,12 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 					s.writeAccessLine(&accessLine{
 						time: time.Now(), warn: level == slog.LevelWarn, id: ri.id, method: r.Method,
 						path: truncate(r.URL.Path, 256), status: rec.status, bytes: rec.bytes,
-						duration: time.Since(start), outcome: outcome, user: ri.user,
+						duration: time.Since(start), outcome: outcome, user: ri.user, idp: ri.idp,
 					})
 				}
 				return
 			}
-			s.log.LogAttrs(r.Context(), level, "request",
+			attrs := []slog.Attr{
 				slog.String("request_id", ri.id),
 				slog.String("method", r.Method),
 				slog.String("path", truncate(r.URL.Path, 256)),
@@ -89,7 +91,11 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 				slog.Float64("duration_ms", durationMillis(time.Since(start))),
 				slog.String("outcome", outcome),
 				slog.String("user", ri.user),
-			)
+			}
+			if ri.idp != "" {
+				attrs = append(attrs, slog.String("idp", ri.idp))
+			}
+			s.log.LogAttrs(r.Context(), level, "request", attrs...)
 		}()
 		next.ServeHTTP(rec, r.WithContext(context.WithValue(ctx, requestInfoKey{}, ri)))
 	})

@@ -39,6 +39,9 @@ func (s *Server) protect(w http.ResponseWriter, r *http.Request) {
 	if answered {
 		return
 	}
+	if sess != nil && s.idps.several() {
+		infoFrom(r.Context()).idp = s.idps.nameOf(sess)
+	}
 	// Only a verified bearer token reaches the upstream in Authorization
 	// on a route that needs a session.
 	if _, bearer := bearerToken(r); !bearer {
@@ -46,7 +49,7 @@ func (s *Server) protect(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case errors.Is(err, session.ErrNotFound):
-		s.unauthenticated(w, r)
+		s.unauthenticated(w, r, pol, rule)
 		return
 	case err != nil:
 		s.storeUnavailable(w, r, err)
@@ -125,7 +128,7 @@ func (s *Server) cleanRequest(w http.ResponseWriter, r *http.Request) (string, b
 // (nil when none matched), does with the signed-in user of sess, and writes
 // the audit line when it denies them.
 func (s *Server) judge(pol *policy.Policy, rule *policy.Rule, method, clean string, sess *session.Session) policy.Decision {
-	d := pol.Judge(rule, &policy.Identity{Email: sess.Email, Groups: sess.Groups})
+	d := pol.Judge(rule, &policy.Identity{IdP: s.idps.nameOf(sess), Email: sess.Email, Groups: sess.Groups})
 	if !d.Allow {
 		var src string
 		if d.Rule != nil {
@@ -145,6 +148,11 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request) (*session.Sessi
 	sess, err := s.loadSession(r)
 	if err != nil {
 		return nil, err
+	}
+	if s.idps.get(sess.IdP) == nil {
+		// Signed in at an IdP since removed from the configuration.
+		s.clearSession(w, r)
+		return nil, fmt.Errorf("%w: identity provider %q is not configured", session.ErrNotFound, sess.IdP)
 	}
 	if idle := s.cfg.SessionIdleTimeout; idle > 0 && !now.Before(sess.LastActive().Add(idle)) {
 		s.clearSession(w, r)
@@ -237,21 +245,59 @@ func (s *Server) storeFailed(w http.ResponseWriter, r *http.Request, err error) 
 	w.Header().Set("Retry-After", storeRetryAfter)
 }
 
-// unauthenticated answers a request without a session: a browser navigation
-// is sent to the IdP and returns here after sign-in (a sign-in start, so
-// within AUTHPROXY_SIGNIN_RATE_LIMIT); anything else (fetch, XHR, API
-// clients, non-GET) gets a 401 JSON body, never a redirect.
-func (s *Server) unauthenticated(w http.ResponseWriter, r *http.Request) {
+// unauthenticated answers a request without a session, to which rule of
+// pol applies: a browser navigation is sent to sign in at an IdP the rule
+// accepts, or to the chooser when it accepts several, and returns here
+// after sign-in (a sign-in start, so within AUTHPROXY_SIGNIN_RATE_LIMIT);
+// anything else (fetch, XHR, API clients, non-GET) gets a 401 JSON body,
+// never a redirect; with several IdPs it names those the rule accepts.
+func (s *Server) unauthenticated(w http.ResponseWriter, r *http.Request, pol *policy.Policy, rule *policy.Rule) {
 	if !isNavigation(r) {
 		setOutcome(r, outcomeUnauth, "")
-		writeJSON(w, http.StatusUnauthorized, unauthorizedBody)
+		if !s.idps.several() {
+			writeJSON(w, http.StatusUnauthorized, unauthorizedBody)
+			return
+		}
+		writeJSON(w, http.StatusUnauthorized, unauthorizedIdPs{Error: "unauthorized", Message: "sign-in required", IdPs: s.accepted(pol, rule, s.idps.list)})
 		return
 	}
 	if !s.allow(w, r, s.limits.start) {
 		return
 	}
 	setOutcome(r, outcomeSignIn, "")
-	s.beginSignIn(w, r, r.URL.RequestURI())
+	s.signIn(w, r, r.URL.RequestURI(), s.acceptedIdPs(pol, rule, s.idps.browsers))
+}
+
+// unauthorizedIdPs is the 401 body with several IdPs: the names of those
+// whose users (or bearer tokens) the route accepts.
+type unauthorizedIdPs struct {
+	Error   string   `json:"error"`
+	Message string   `json:"message"`
+	IdPs    []string `json:"idps"`
+}
+
+// acceptedIdPs returns those of ps whose users rule (of pol) could let
+// through, in their order.
+func (s *Server) acceptedIdPs(pol *policy.Policy, rule *policy.Rule, ps []*idp) []*idp {
+	if !s.idps.several() {
+		return ps
+	}
+	var out []*idp
+	for _, p := range ps {
+		if pol.Accepts(rule, p.name()) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// accepted is acceptedIdPs by name.
+func (s *Server) accepted(pol *policy.Policy, rule *policy.Rule, ps []*idp) []string {
+	names := []string{}
+	for _, p := range s.acceptedIdPs(pol, rule, ps) {
+		names = append(names, p.name())
+	}
+	return names
 }
 
 // isNavigation reports whether r is a browser loading a page: GET or HEAD,
@@ -283,10 +329,11 @@ func acceptsHTML(r *http.Request) bool {
 	return false
 }
 
-// emailTrusted reports whether a signed-in identity's email may be relied
-// on: verified by the IdP, absent, or AUTHPROXY_INSECURE_ALLOW_UNVERIFIED_EMAIL.
-func (s *Server) emailTrusted(id *providers.Identity) bool {
-	return id.Email == "" || id.EmailVerified || s.cfg.InsecureAllowUnverifiedEmail
+// emailTrusted reports whether an identity's email, from IdP p, may be
+// relied on: verified by the IdP, absent, or the IdP's
+// AUTHPROXY_INSECURE_ALLOW_UNVERIFIED_EMAIL.
+func (p *idp) emailTrusted(id *providers.Identity) bool {
+	return id.Email == "" || id.EmailVerified || p.cfg.InsecureAllowUnverifiedEmail
 }
 
 // The 403 page's message, by why the user was refused.

@@ -58,11 +58,10 @@ func (c *bearerCache) put(key [32]byte, s *session.Session) {
 // bearerSession authenticates an API client by a JWT access token from the
 // IdP. The result behaves as a session for policy and identity headers, but
 // is never stored.
+//
+// With several IdPs the token's issuer picks the IdP that verifies it, with
+// that IdP's keys and bearer audiences; the session records the IdP.
 func (s *Server) bearerSession(r *http.Request, raw string) (*session.Session, error) {
-	bv, ok := s.provider.(providers.BearerVerifier)
-	if !ok {
-		return nil, fmt.Errorf("%w: this provider cannot verify bearer tokens", errBadBearer)
-	}
 	if raw == "" {
 		return nil, fmt.Errorf("%w: empty", errBadBearer)
 	}
@@ -70,18 +69,27 @@ func (s *Server) bearerSession(r *http.Request, raw string) (*session.Session, e
 	if sess := s.bearers.get(key, s.now()); sess != nil {
 		return sess, nil
 	}
-	id, err := bv.VerifyBearer(r.Context(), raw, s.cfg.BearerAudiences)
+	p, err := s.idps.forToken(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errBadBearer, err)
+	}
+	bv, ok := p.provider.(providers.BearerVerifier)
+	if !ok {
+		return nil, fmt.Errorf("%w: this provider cannot verify bearer tokens", errBadBearer)
+	}
+	id, err := bv.VerifyBearer(r.Context(), raw, p.cfg.BearerAudiences)
 	if err != nil {
 		if errors.Is(err, providers.ErrRejected) {
 			return nil, fmt.Errorf("%w: %w", errBadBearer, err)
 		}
 		return nil, err
 	}
-	if !s.emailTrusted(id) {
+	if !p.emailTrusted(id) {
 		return nil, fmt.Errorf("%w: email not verified", errBadBearer)
 	}
 	sess := &session.Session{
 		ID:                "bearer",
+		IdP:               s.idps.sessionName(p),
 		User:              id.User,
 		Subject:           id.Subject,
 		Email:             id.Email,

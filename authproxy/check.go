@@ -31,19 +31,8 @@ func Check(ctx context.Context, cfg *Config, w io.Writer) error {
 
 	report(nil, fmt.Sprintf("configuration: %d variables valid", len(variables)))
 
-	p, err := newProvider(cfg, nil, nil)
-	if err != nil {
-		report(err, "")
-	} else if c, ok := p.(providers.Checker); ok {
-		msg, err := c.Check(ctx)
-		if err != nil {
-			err = nameVariable(err, "AUTHPROXY_OIDC_ISSUER")
-		}
-		report(err, "identity provider: "+msg)
-	}
-	if auth, err := clientAuth(cfg); err == nil && auth != nil && auth.PublicJWKS() != nil {
-		// Printed even when the IdP refuses: it is what to register there.
-		report(nil, fmt.Sprintf("client key: %s; the public JWKS to register at the IdP for client %s: %s", auth.Describe(), cfg.ClientID, auth.PublicJWKS()))
+	for _, idp := range cfg.allIdPs() {
+		checkIdP(ctx, cfg, idp, report)
 	}
 
 	report(nil, fmt.Sprintf("redirect URL: %s (callback path %s)", cfg.RedirectURL, callbackPath))
@@ -74,6 +63,33 @@ func Check(ctx context.Context, cfg *Config, w io.Writer) error {
 		return fmt.Errorf("%d check(s) failed: %w", len(failed), errors.Join(failed...))
 	}
 	return nil
+}
+
+// checkIdP reports, as one block, whether IdP idp answers and how it is
+// configured; with several IdPs each block names its IdP.
+func checkIdP(ctx context.Context, cfg *Config, idp *IdPConfig, report func(error, string)) {
+	what := "identity provider"
+	if cfg.idpNames != nil {
+		kind := "browser sign-in and bearer tokens"
+		if idp.BearerOnly {
+			kind = "bearer tokens only"
+		}
+		what = fmt.Sprintf("identity provider %q (%s, %s)", idp.Name, idp.DisplayName, kind)
+	}
+	p, err := newProvider(cfg, idp, nil, nil)
+	if err != nil {
+		report(err, "")
+	} else if c, ok := p.(providers.Checker); ok {
+		msg, err := c.Check(ctx)
+		if err != nil {
+			err = nameVariable(err, idp.vars.of("OIDC_ISSUER"))
+		}
+		report(err, what+": "+msg)
+	}
+	if auth, err := clientAuth(idp); err == nil && auth != nil && auth.PublicJWKS() != nil {
+		// Printed even when the IdP refuses: it is what to register there.
+		report(nil, fmt.Sprintf("client key%s: %s; the public JWKS to register at the IdP for client %s: %s", idp.label(), auth.Describe(), idp.ClientID, auth.PublicJWKS()))
+	}
 }
 
 // nameVariable makes err's message start with the variable it names

@@ -440,7 +440,7 @@ func TestConformanceTokenEndpoint(t *testing.T) {
 	t.Run("token-never-answers", func(t *testing.T) {
 		op := newHostileOP(t)
 		e := newHostileEnv(t, op, withHostileVar("AUTHPROXY_IDP_TIMEOUT", "1s"))
-		if got := providerConfig(e.cfg, nil).HTTPClient.Timeout; got != time.Second {
+		if got := providerConfig(e.cfg, &e.cfg.IdPConfig, nil).HTTPClient.Timeout; got != time.Second {
 			t.Fatalf("AUTHPROXY_IDP_TIMEOUT=1s gives the provider a %s timeout", got)
 		}
 		other := e.browser()

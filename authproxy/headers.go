@@ -14,6 +14,7 @@ const (
 	headerPreferredUsername = "X-Forwarded-Preferred-Username"
 	headerGroups            = "X-Forwarded-Groups"
 	headerAccessToken       = "X-Forwarded-Access-Token"
+	headerIdP               = "X-Forwarded-Idp" // canonical form
 )
 
 // identityHeaders are the normalized names (lower case, "_" read as "-") of
@@ -25,6 +26,7 @@ var identityHeaders = map[string]bool{
 	"x-forwarded-preferred-username": true,
 	"x-forwarded-groups":             true,
 	"x-forwarded-access-token":       true,
+	"x-forwarded-idp":                true,
 }
 
 // overrideHeaders are client headers some frameworks route or dispatch by

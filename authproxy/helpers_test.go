@@ -58,6 +58,9 @@ type testEnv struct {
 	store    session.Store // the server's own, as NewFromConfig built it
 	logs     *lockedBuffer
 	lookup   Lookup // the server's environment, for Reload
+	// others are the fake IdPs of withOtherIdP, by name; NewFromConfig
+	// built their providers, as production does.
+	others map[string]*fakeIdP
 }
 
 type envSetup struct {
@@ -68,6 +71,7 @@ type envSetup struct {
 	now          func() time.Time
 	backend      session.Backend // when set, the server keeps sessions in a ticket store on it
 	tracing      *Tracing        // when set, requests and IdP calls are traced (tracing_test.go)
+	others       []string        // names of further fake IdPs (withOtherIdP)
 }
 
 type envOption func(*envSetup)
@@ -75,6 +79,13 @@ type envOption func(*envSetup)
 // withVar sets an AUTHPROXY_* variable of the server under test.
 func withVar(name, value string) envOption {
 	return func(s *envSetup) { s.vars[name] = value }
+}
+
+// withOtherIdP adds a further IdP called name to AUTHPROXY_IDPS, served by
+// a fake IdP of its own (client id "client-<name>"); more variables of it
+// may follow with withVar.
+func withOtherIdP(name string) envOption {
+	return func(s *envSetup) { s.others = append(s.others, name) }
 }
 
 // withIdPDown points the issuer at a closed port: discovery never succeeds.
@@ -146,6 +157,16 @@ func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
 		"AUTHPROXY_SIGNIN_RATE_LIMIT":             testRateLimit,
 		"AUTHPROXY_BACKCHANNEL_LOGOUT_RATE_LIMIT": testRateLimit,
 	}
+	e.others = map[string]*fakeIdP{}
+	for _, name := range setup.others {
+		f := newFakeIdP(t, "client-"+name, "secret-"+name+"-0123456789")
+		e.others[name] = f
+		n := idpVars(name)
+		vars["AUTHPROXY_IDPS"] = strings.Trim(vars["AUTHPROXY_IDPS"]+","+name, ",")
+		vars[n.of("OIDC_ISSUER")] = f.URL()
+		vars[n.of("CLIENT_ID")] = f.clientID
+		vars[n.of("CLIENT_SECRET")] = f.clientSecret
+	}
 	maps.Copy(vars, setup.vars)
 	e.lookup = mapLookup(vars)
 	cfg, err := LoadConfig(e.lookup)
@@ -156,7 +177,7 @@ func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
 	e.cfg = cfg
 
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	pc := providerConfig(cfg, log)
+	pc := providerConfig(cfg, &cfg.IdPConfig, log)
 	if setup.tracing != nil {
 		pc.WrapTransport = idpTransport(setup.tracing.Provider)
 	}

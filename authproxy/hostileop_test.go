@@ -82,7 +82,7 @@ func newHostileEnv(t *testing.T, op *hostileop.OP, opts ...hostileOption) *hosti
 	}
 	e.cfg = cfg
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.provider = providers.NewOIDC(providerConfig(cfg, log))
+	e.provider = providers.NewOIDC(providerConfig(cfg, &cfg.IdPConfig, log))
 	e.discoverErr = e.provider.Discover(context.Background())
 
 	srv, err := NewFromConfig(context.Background(), cfg, Runtime{Logger: log, Provider: e.provider})

@@ -166,6 +166,13 @@ func (f *fakeIdP) sign(claims map[string]any) string {
 	return f.signLocked(claims)
 }
 
+// tokenCallCount is how many token requests the IdP has had.
+func (f *fakeIdP) tokenCallCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.tokenCalls
+}
+
 // lastIDToken is the last ID token the IdP issued, "" if none.
 func (f *fakeIdP) lastIDToken() string {
 	f.mu.Lock()

@@ -46,7 +46,9 @@ func (s *Server) signOut(w http.ResponseWriter, r *http.Request) {
 		s.refresher.forget(sess.ID)
 		n := s.streams.closeWhere(func(o *session.Session) bool { return o.ID == sess.ID })
 		s.log.Info("signed out", "event", "sign_out", "user", sess.User, "streams_closed", n)
-		if es, ok := s.provider.(providers.EndSessioner); ok {
+		if p := s.idps.get(sess.IdP); p == nil {
+			// An IdP since removed from the configuration: only ours ends.
+		} else if es, ok := p.provider.(providers.EndSessioner); ok {
 			if u := es.EndSessionURL(sess.IDToken, s.cfg.PostLogoutRedirectURL.String()); u != "" {
 				target = u
 			}
@@ -77,15 +79,11 @@ func (s *Server) signedOut(w http.ResponseWriter, r *http.Request) {
 // closes their streams, answering 200; anything else is 400 and ends nothing.
 func (s *Server) backchannelLogout(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
+	idpLabel := "unknown" // until the token names one
 	bad := func(reason string, err error) {
-		s.metrics.logouts.WithLabelValues("refused").Inc()
-		s.log.Warn("back-channel logout refused", "event", "backchannel_logout", "result", "refused", "reason", reason, "err", err)
+		s.metrics.logouts.WithLabelValues("refused", idpLabel).Inc()
+		s.log.Warn("back-channel logout refused", "event", "backchannel_logout", "result", "refused", "idp", idpLabel, "reason", reason, "err", err)
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": reason})
-	}
-	lv, ok := s.provider.(providers.LogoutVerifier)
-	if !ok {
-		bad("back-channel logout is not supported with this provider", nil)
-		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxLogoutBody)
 	if err := r.ParseForm(); err != nil {
@@ -95,6 +93,20 @@ func (s *Server) backchannelLogout(w http.ResponseWriter, r *http.Request) {
 	raw := r.PostForm.Get("logout_token")
 	if raw == "" {
 		bad("missing logout_token", nil)
+		return
+	}
+	// With several IdPs the token's iss picks whose keys verify it; that
+	// IdP's verifier checks iss itself, and the sessions it may end are
+	// only that IdP's (session.Scope).
+	p, err := s.idps.forToken(raw)
+	if err != nil {
+		bad("invalid logout token", err)
+		return
+	}
+	idpLabel = p.name()
+	lv, ok := p.provider.(providers.LogoutVerifier)
+	if !ok {
+		bad("back-channel logout is not supported with this provider", nil)
 		return
 	}
 	tok, err := lv.VerifyLogoutToken(r.Context(), raw)
@@ -107,7 +119,7 @@ func (s *Server) backchannelLogout(w http.ResponseWriter, r *http.Request) {
 	if ttl < time.Minute {
 		ttl = time.Minute
 	}
-	fresh, err := s.locker.SetNX(r.Context(), "logout-jti:"+tok.JTI, []byte("1"), ttl+2*time.Minute)
+	fresh, err := s.locker.SetNX(r.Context(), "logout-jti:"+session.Scope(s.idps.sessionName(p), tok.JTI), []byte("1"), ttl+2*time.Minute)
 	if err != nil {
 		s.log.Error("back-channel logout: replay check failed", "err", err)
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable"})
@@ -117,20 +129,21 @@ func (s *Server) backchannelLogout(w http.ResponseWriter, r *http.Request) {
 		bad("logout token replayed", nil)
 		return
 	}
-	n, err := s.revoke(r.Context(), tok)
+	n, err := s.revoke(r.Context(), s.idps.sessionName(p), tok)
 	if err != nil {
 		s.log.Error("back-channel logout: revoking sessions failed", "err", err)
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable"})
 		return
 	}
-	s.metrics.logouts.WithLabelValues("ok").Inc()
-	s.log.Info("back-channel logout", "event", "backchannel_logout", "result", "ok", "sessions_ended", n)
+	s.metrics.logouts.WithLabelValues("ok", p.name()).Inc()
+	s.log.Info("back-channel logout", "event", "backchannel_logout", "result", "ok", "idp", p.name(), "sessions_ended", n)
 	w.WriteHeader(http.StatusOK)
 }
 
-// revoke ends the sessions a logout token names, in the store (and so in
-// every replica's cache) and in this process's open streams.
-func (s *Server) revoke(ctx context.Context, tok *providers.LogoutToken) (int, error) {
+// revoke ends the sessions a logout token from IdP idp (its session name)
+// names, in the store (and so in every replica's cache) and in this
+// process's open streams: only that IdP's sessions.
+func (s *Server) revoke(ctx context.Context, idp string, tok *providers.LogoutToken) (int, error) {
 	rv, ok := s.store.(session.Revoker)
 	if !ok {
 		return 0, errors.New("authproxy: session store cannot revoke sessions")
@@ -138,14 +151,17 @@ func (s *Server) revoke(ctx context.Context, tok *providers.LogoutToken) (int, e
 	var n int
 	var err error
 	if tok.SID != "" {
-		n, err = rv.RevokeSID(ctx, tok.SID)
+		n, err = rv.RevokeSID(ctx, session.Scope(idp, tok.SID))
 	} else {
-		n, err = rv.RevokeSubject(ctx, tok.Subject)
+		n, err = rv.RevokeSubject(ctx, session.Scope(idp, tok.Subject))
 	}
 	if err != nil {
 		return 0, err
 	}
 	s.streams.closeWhere(func(o *session.Session) bool {
+		if o.IdP != idp {
+			return false
+		}
 		if tok.SID != "" {
 			return o.SID == tok.SID
 		}

@@ -65,12 +65,12 @@ func newMetrics(version string) *metrics {
 		}),
 		signIns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "authproxy_sign_ins_total",
-			Help: "Completed sign-in callbacks, by result (ok, denied, rejected, bad_state, idp_error, idp_unavailable, client_refused, too_large, error).",
-		}, []string{"result"}),
+			Help: "Completed sign-in callbacks, by result (ok, denied, rejected, bad_state, idp_error, idp_unavailable, client_refused, too_large, error) and IdP.",
+		}, []string{"result", "idp"}),
 		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "authproxy_refreshes_total",
-			Help: "Token refreshes, by result (ok, refused, unavailable).",
-		}, []string{"result"}),
+			Help: "Token refreshes, by result (ok, refused, unavailable) and IdP.",
+		}, []string{"result", "idp"}),
 		storeTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "authproxy_session_store_duration_seconds",
 			Help:    "Time taken by session store operations.",
@@ -87,8 +87,8 @@ func newMetrics(version string) *metrics {
 		}, []string{"code"}),
 		logouts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "authproxy_backchannel_logouts_total",
-			Help: "Back-channel logout requests, by result (ok, refused, error).",
-		}, []string{"result"}),
+			Help: "Back-channel logout requests, by result (ok, refused, error) and IdP (unknown before a token names one).",
+		}, []string{"result", "idp"}),
 		tlsReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "authproxy_tls_certificate_reloads_total",
 			Help: "Loads of a changed AUTHPROXY_TLS_CERT_FILE/_KEY_FILE pair, by result (ok, error; an error keeps the old certificate).",

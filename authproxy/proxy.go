@@ -125,6 +125,9 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest, target *url.URL) {
 		setHeader(h, headerEmail, sess.Email)
 		setHeader(h, headerPreferredUsername, sess.PreferredUsername)
 		setHeader(h, headerGroups, joinGroups(sess.Groups))
+		if p := s.idps.get(sess.IdP); p != nil {
+			h[headerIdP] = p.header // never changed; a later Add copies it
+		}
 		if s.cfg.PassAccessToken {
 			setHeader(h, headerAccessToken, sess.AccessToken)
 		}

@@ -152,7 +152,7 @@ func (s *Server) refreshIfDue(w http.ResponseWriter, r *http.Request, sess *sess
 	case errors.Is(call.err, errSessionEnded):
 		return nil, call.err
 	case call.err != nil:
-		s.metrics.refreshes.WithLabelValues("unavailable").Inc()
+		s.metrics.refreshes.WithLabelValues("unavailable", s.idps.nameOf(sess)).Inc()
 		s.log.Warn("token refresh failed; keeping the session", "event", "refresh", "result", "unavailable", "user", sess.User, "err", call.err)
 		return sess, nil
 	case !follower:
@@ -208,9 +208,13 @@ func (s *Server) refreshOnce(w http.ResponseWriter, r *http.Request, sess *sessi
 		return got, s.saveRefreshed(w, r, got)
 	}
 
-	id, err := s.provider.Refresh(ctx, sess.RefreshToken)
+	p := s.idps.get(sess.IdP)
+	if p == nil {
+		return nil, fmt.Errorf("%w: the session's identity provider %q is no longer configured", errSessionEnded, sess.IdP)
+	}
+	id, err := p.provider.Refresh(ctx, sess.RefreshToken)
 	if errors.Is(err, providers.ErrRejected) {
-		s.metrics.refreshes.WithLabelValues("refused").Inc()
+		s.metrics.refreshes.WithLabelValues("refused", p.name()).Inc()
 		s.log.Info("refresh refused; session ended", "event", "refresh", "result", "refused", "user", sess.User, "err", err)
 		return nil, fmt.Errorf("%w: %w", errSessionEnded, err)
 	}
@@ -218,14 +222,14 @@ func (s *Server) refreshOnce(w http.ResponseWriter, r *http.Request, sess *sessi
 		return nil, err
 	}
 	n := *sess
-	s.keepTokens(&n, id)
+	s.keepTokens(p, &n, id)
 	if id.IDToken != "" {
 		if id.Subject != sess.Subject {
 			// OpenID Connect Core 12.2: a refreshed ID token is about the
 			// same user, or it is not to be trusted at all.
 			return nil, fmt.Errorf("%w: refreshed ID token is for another subject", errSessionEnded)
 		}
-		if !s.emailTrusted(id) {
+		if !p.emailTrusted(id) {
 			return nil, fmt.Errorf("%w: refreshed ID token has an unverified email", errSessionEnded)
 		}
 		n.Email = id.Email
@@ -250,7 +254,7 @@ func (s *Server) refreshOnce(w http.ResponseWriter, r *http.Request, sess *sessi
 			s.log.Warn("publishing the refresh result failed", "err", err)
 		}
 	}
-	s.metrics.refreshes.WithLabelValues("ok").Inc()
+	s.metrics.refreshes.WithLabelValues("ok", p.name()).Inc()
 	s.log.Info("session refreshed", "event", "refresh", "result", "ok", "user", n.User)
 	return &n, nil
 }

@@ -87,25 +87,48 @@ const readyTimeout = time.Second
 type readyAnswer struct {
 	Status   string   `json:"status"`
 	NotReady []string `json:"not_ready,omitempty"`
+	// IdPs says, with several IdPs, whether each is "ok" or "unavailable".
+	IdPs map[string]string `json:"idps,omitempty"`
 }
 
 // ready answers 200 once the IdP's discovery is loaded and the session store
-// answers within readyTimeout, else 503 naming what is not ready.
+// answers within readyTimeout, else 503 naming what is not ready. With
+// several IdPs it reports each, and is ready while any one is: an IdP that
+// is down makes only its own sign-ins unavailable.
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	var notReady []string
-	if err := s.provider.Ready(); err != nil {
+	var each map[string]string
+	if s.idps.several() {
+		each = map[string]string{}
+	}
+	up := 0
+	for _, p := range s.idps.list {
+		err := p.provider.Ready()
+		if err != nil {
+			s.idpNotReady.failed(err, "idp", p.name())
+		} else {
+			up++
+		}
+		switch {
+		case each == nil:
+		case err != nil:
+			each[p.name()] = "unavailable"
+		default:
+			each[p.name()] = "ok"
+		}
+	}
+	if up == 0 {
 		notReady = append(notReady, "identity_provider")
-		s.idpNotReady.failed(err)
 	}
 	if err := s.pingStore(r.Context()); err != nil {
 		notReady = append(notReady, "session_store")
 		s.storeFailures.failed(err, "path", r.URL.Path)
 	}
 	if len(notReady) > 0 {
-		writeJSON(w, http.StatusServiceUnavailable, readyAnswer{Status: "unavailable", NotReady: notReady})
+		writeJSON(w, http.StatusServiceUnavailable, readyAnswer{Status: "unavailable", NotReady: notReady, IdPs: each})
 		return
 	}
-	writeJSON(w, http.StatusOK, readyAnswer{Status: "ok"})
+	writeJSON(w, http.StatusOK, readyAnswer{Status: "ok", IdPs: each})
 }
 
 // pingStore reports whether the session store, if it depends on a server,
@@ -132,6 +155,7 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 		"email":              sess.Email,
 		"preferred_username": sess.PreferredUsername,
 		"groups":             nonNil(sess.Groups),
+		"idp":                s.idps.nameOf(sess),
 	})
 }
 
@@ -181,7 +205,7 @@ func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) {
 	var d policy.Decision
 	if known {
 		d = s.judge(pol, rule, method, clean, sess)
-	} else if d = pol.Admit(&policy.Identity{Email: sess.Email, Groups: sess.Groups}); !d.Allow {
+	} else if d = pol.Admit(&policy.Identity{IdP: s.idps.nameOf(sess), Email: sess.Email, Groups: sess.Groups}); !d.Allow {
 		s.log.Info("access denied", "event", "denied", "user", sess.User, "path", authPath, "reason", d.Reason)
 	}
 	if !d.Allow {
@@ -195,6 +219,7 @@ func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) {
 	setHeader(h, "X-Auth-Request-Email", sess.Email)
 	setHeader(h, "X-Auth-Request-Preferred-Username", sess.PreferredUsername)
 	setHeader(h, "X-Auth-Request-Groups", joinGroups(sess.Groups))
+	setHeader(h, "X-Auth-Request-Idp", s.idps.nameOf(sess))
 	if s.cfg.PassAccessToken {
 		setHeader(h, "X-Auth-Request-Access-Token", sess.AccessToken)
 	}

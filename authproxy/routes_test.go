@@ -89,6 +89,7 @@ func TestUserinfo(t *testing.T) {
 		"email":              "ada@example.com",
 		"preferred_username": "ada",
 		"groups":             []any{"staff", "admins"},
+		"idp":                "default",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("userinfo = %v, want %v", got, want)
@@ -386,7 +387,7 @@ func TestMetrics(t *testing.T) {
 		`authproxy_requests_total{outcome="proxied"}`,
 		`authproxy_requests_total{outcome="sign_in"}`,
 		`authproxy_requests_total{outcome="unauthorized"}`,
-		`authproxy_sign_ins_total{result="ok"} 1`,
+		`authproxy_sign_ins_total{idp="default",result="ok"} 1`,
 	} {
 		if !strings.Contains(r.Body, want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -34,6 +34,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -67,9 +68,12 @@ const (
 // Options are the parts a Server is built from. Config, Provider and Store
 // are required; nil Logger discards logs, nil Now means time.Now.
 type Options struct {
-	Config   *Config
-	Provider providers.Provider
-	Store    session.Store
+	Config *Config
+	// Provider is the default IdP's, and Providers every other IdP's of
+	// Config, by name.
+	Provider  providers.Provider
+	Providers map[string]providers.Provider
+	Store     session.Store
 	// StateCodec seals the short-lived sign-in state cookie.
 	StateCodec *session.Codec
 	Templates  *templates.Templates
@@ -136,9 +140,9 @@ func (s *Server) current(ctx context.Context) *live {
 // Server serves authproxy's endpoints and proxies everything else.
 // Build it with New; it is safe for concurrent use.
 type Server struct {
-	cfg      *Config // as at start; what a reload changes is in live
-	provider providers.Provider
-	pages    *templates.Templates
+	cfg     *Config // as at start; what a reload changes is in live
+	idps    idpSet
+	pages   *templates.Templates
 	log      *slog.Logger
 	now      func() time.Time
 	proxy    *httputil.ReverseProxy
@@ -191,7 +195,6 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{
 		cfg:      opts.Config,
-		provider: opts.Provider,
 		pages:    opts.Templates,
 		log:      opts.Logger,
 		now:      opts.Now,
@@ -206,6 +209,12 @@ func New(opts Options) (*Server, error) {
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	provs := map[string]providers.Provider{opts.Config.Name: opts.Provider}
+	maps.Copy(provs, opts.Providers)
+	var err error
+	if s.idps, err = newIdPSet(opts.Config, provs); err != nil {
+		return nil, err
 	}
 	s.storeFailures = newLogThrottle(s.log, "session store failed", storeLogEvery)
 	s.idpNotReady = newLogThrottle(s.log, "not ready: identity provider", storeLogEvery)
@@ -227,7 +236,6 @@ func New(opts Options) (*Server, error) {
 	if opts.Config.UpstreamJWT {
 		origin := *opts.Config.RedirectURL
 		origin.Path, origin.RawPath = "", ""
-		var err error
 		if s.identity, err = newIdentitySigner(opts.Config.UpstreamJWTKeyFile, origin.String(), opts.Config.Upstream.String(), s.now); err != nil {
 			return nil, err
 		}
@@ -290,41 +298,68 @@ func (s *Server) cacheSessions(opts Options) {
 	s.metrics.reg.MustRegister(newCacheCollector(s.cache.Stats))
 }
 
-// providerConfig is the OIDC provider's configuration drawn from cfg.
-func providerConfig(cfg *Config, log *slog.Logger) providers.OIDCConfig {
+// providerConfig is the OIDC provider's configuration of IdP idp of cfg.
+func providerConfig(cfg *Config, idp *IdPConfig, log *slog.Logger) providers.OIDCConfig {
+	if log != nil && idp.vars != defaultVars && idp.vars != "" {
+		log = log.With("idp", idp.Name)
+	}
 	return providers.OIDCConfig{
-		IssuerURL:      urlString(cfg.Issuer), // nil with github
-		ClientID:       cfg.ClientID,
-		ClientSecret:   cfg.ClientSecret.Reveal(),
+		IssuerURL:      urlString(idp.Issuer), // nil with github
+		ClientID:       idp.ClientID,
+		ClientSecret:   idp.ClientSecret.Reveal(),
 		RedirectURL:    cfg.RedirectURL.String(),
-		Scopes:         cfg.Scopes,
-		UserClaim:      cfg.UserClaim,
-		GroupsClaim:    cfg.GroupsClaim,
+		Scopes:         idp.Scopes,
+		UserClaim:      idp.UserClaim,
+		GroupsClaim:    idp.GroupsClaim,
 		ExtraClaims:    cfg.claimNames(),
-		GroupsRequired: len(cfg.AllowedGroups) > 0,
+		GroupsRequired: len(idp.AllowedGroups) > 0,
 		HTTPClient:     &http.Client{Timeout: cfg.IdPTimeout},
 		Logger:         log,
 	}
 }
 
-// newProvider builds the identity provider AUTHPROXY_PROVIDER names; an
-// OpenID Connect kind has yet to run discovery (providers.Discoverer). Its
-// calls to the IdP are traced when tp is not nil.
-func newProvider(cfg *Config, log *slog.Logger, tp trace.TracerProvider) (providers.Provider, error) {
-	auth, err := clientAuth(cfg)
+// newProvider builds the identity provider that IdP idp's
+// AUTHPROXY_PROVIDER names; an OpenID Connect kind has yet to run
+// discovery (providers.Discoverer). Its calls to the IdP are traced when
+// tp is not nil.
+func newProvider(cfg *Config, idp *IdPConfig, log *slog.Logger, tp trace.TracerProvider) (providers.Provider, error) {
+	auth, err := clientAuth(idp)
 	if err != nil {
 		return nil, err
 	}
-	oc := providerConfig(cfg, log)
+	oc := providerConfig(cfg, idp, log)
 	oc.ClientAuth = auth
 	oc.WrapTransport = idpTransport(tp)
-	return providers.New(cfg.Provider, providers.Config{
+	return providers.New(idp.Provider, providers.Config{
 		OIDCConfig: oc,
-		Keycloak:   providers.KeycloakOptions{Roles: cfg.KeycloakRoles},
-		Entra:      providers.EntraOptions{Tenants: cfg.EntraTenants, GraphURL: urlString(cfg.EntraGraphURL), GroupNames: cfg.EntraGroupNames},
-		Google:     providers.GoogleOptions{HostedDomains: cfg.GoogleHostedDomains},
-		GitHub:     providers.GitHubOptions{URL: urlString(cfg.GitHubURL), Org: cfg.GitHubOrg, Teams: cfg.GitHubTeams},
+		Keycloak:   providers.KeycloakOptions{Roles: idp.KeycloakRoles},
+		Entra:      providers.EntraOptions{Tenants: idp.EntraTenants, GraphURL: urlString(idp.EntraGraphURL), GroupNames: idp.EntraGroupNames},
+		Google:     providers.GoogleOptions{HostedDomains: idp.GoogleHostedDomains},
+		GitHub:     providers.GitHubOptions{URL: urlString(idp.GitHubURL), Org: idp.GitHubOrg, Teams: idp.GitHubTeams},
 	})
+}
+
+// newProviders builds every IdP's provider but those given (a test's
+// fake), and starts their discovery, retried until ctx ends.
+func newProviders(ctx context.Context, cfg *Config, given map[string]providers.Provider, log *slog.Logger, tp trace.TracerProvider) (map[string]providers.Provider, error) {
+	provs := map[string]providers.Provider{}
+	for _, idp := range cfg.allIdPs() {
+		if p := given[idp.Name]; p != nil {
+			provs[idp.Name] = p
+			continue
+		}
+		p, err := newProvider(cfg, idp, log, tp) // LoadConfig has already checked it
+		if err != nil {
+			return nil, fmt.Errorf("authproxy: %w", err)
+		}
+		provs[idp.Name] = p
+	}
+	for name, p := range provs {
+		if d, ok := p.(providers.Discoverer); ok && given[name] == nil {
+			go d.DiscoverWithRetry(ctx)
+		}
+	}
+	return provs, nil
 }
 
 func urlString(u *url.URL) string {
@@ -377,8 +412,8 @@ type Runtime struct {
 	Version string
 
 	// The edges a test may replace, nil meaning what cfg describes: the
-	// identity provider (a fake IdP; it must be ready, or discover by
-	// itself: NewFromConfig starts no discovery for it), the backend that
+	// default identity provider (a fake IdP; it must be ready, or discover
+	// by itself: NewFromConfig starts no discovery for it), the backend that
 	// holds tickets, revocations and locks (a failing Redis), and the
 	// clock. Production leaves them nil.
 	Provider providers.Provider
@@ -434,19 +469,19 @@ func NewFromConfig(ctx context.Context, cfg *Config, rt Runtime) (*Server, error
 		closeBackend()
 		return nil, err
 	}
-	provider := rt.Provider
-	if provider == nil {
-		if provider, err = newProvider(cfg, log, tp); err != nil { // LoadConfig has already checked it
-			closeBackend()
-			return nil, fmt.Errorf("authproxy: %w", err)
-		}
-		if d, ok := provider.(providers.Discoverer); ok {
-			go d.DiscoverWithRetry(ctx)
-		}
+	given := map[string]providers.Provider{}
+	if rt.Provider != nil {
+		given[cfg.Name] = rt.Provider
+	}
+	provs, err := newProviders(ctx, cfg, given, log, tp)
+	if err != nil {
+		closeBackend()
+		return nil, err
 	}
 	s, err := New(Options{
 		Config:     cfg,
-		Provider:   provider,
+		Provider:   provs[cfg.Name],
+		Providers:  provs,
 		Store:      store,
 		StateCodec: stateCodec,
 		Templates:  pages,

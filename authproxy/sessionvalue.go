@@ -7,12 +7,14 @@ import (
 	"github.com/authproxy/authproxy/session"
 )
 
-// newSession is the session a sign-in as id starts at now. It holds each
-// identity claim once, in its own field, and of the tokens only what a later
-// request reads (see keepTokens), so that a session fits one cookie.
-func (s *Server) newSession(id *providers.Identity, now time.Time) *session.Session {
+// newSession is the session a sign-in as id at IdP p starts at now. It
+// holds each identity claim once, in its own field, and of the tokens only
+// what a later request reads (see keepTokens), so that a session fits one
+// cookie.
+func (s *Server) newSession(p *idp, id *providers.Identity, now time.Time) *session.Session {
 	sess := &session.Session{
 		ID:                randomString(18),
+		IdP:               s.idps.sessionName(p),
 		User:              id.User,
 		Subject:           id.Subject,
 		Email:             id.Email,
@@ -25,7 +27,7 @@ func (s *Server) newSession(id *providers.Identity, now time.Time) *session.Sess
 		LastSeen:          now,
 		IdleTimeout:       s.cfg.SessionIdleTimeout,
 	}
-	s.keepTokens(sess, id)
+	s.keepTokens(p, sess, id)
 	return sess
 }
 
@@ -42,8 +44,8 @@ func (s *Server) newSession(id *providers.Identity, now time.Time) *session.Sess
 //     end_session_endpoint; a refresh without a new one keeps the old.
 //
 // Claims inside the tokens are never read again: the session's own fields
-// hold them.
-func (s *Server) keepTokens(sess *session.Session, id *providers.Identity) {
+// hold them. p is the session's IdP.
+func (s *Server) keepTokens(p *idp, sess *session.Session, id *providers.Identity) {
 	sess.TokenExpiry = id.Expiry
 	if id.RefreshToken != "" {
 		sess.RefreshToken = id.RefreshToken
@@ -53,7 +55,7 @@ func (s *Server) keepTokens(sess *session.Session, id *providers.Identity) {
 		sess.AccessToken = id.AccessToken
 	}
 	switch {
-	case !s.sendsIDTokenHint():
+	case !p.sendsIDTokenHint():
 		sess.IDToken = ""
 	case id.IDToken != "":
 		sess.IDToken = id.IDToken
@@ -62,7 +64,7 @@ func (s *Server) keepTokens(sess *session.Session, id *providers.Identity) {
 
 // sendsIDTokenHint reports whether sign-out sends the browser to the IdP's
 // end_session_endpoint, with the session's ID token as id_token_hint.
-func (s *Server) sendsIDTokenHint() bool {
-	es, ok := s.provider.(providers.EndSessioner)
+func (p *idp) sendsIDTokenHint() bool {
+	es, ok := p.provider.(providers.EndSessioner)
 	return ok && es.EndSessionURL("", "") != ""
 }

@@ -18,6 +18,10 @@ type signInState struct {
 	Nonce    string `json:"n"`
 	Verifier string `json:"v"`
 	Redirect string `json:"r"`
+	// IdP is the IdP the sign-in started at (its session name, "" for the
+	// default): the callback completes it with that IdP alone (RFC 9700
+	// 4.4, mix-up).
+	IdP string `json:"i,omitempty"`
 }
 
 // stateCookieName names the state cookie of one sign-in after its state, so

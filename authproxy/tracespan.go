@@ -130,7 +130,7 @@ func (s *Server) endServerSpan(span trace.Span, ri *requestInfo, status int, out
 			attrOutcome.String(outcome),
 			attrRequestID.String(ri.id))
 		if outcome != outcomePublic {
-			attrs = append(attrs, attrIdP.String(s.idpName))
+			attrs = append(attrs, attrIdP.String(cmp.Or(ri.idp, s.idpName)))
 		}
 		span.SetAttributes(attrs...)
 		if status >= 500 {

@@ -1,0 +1,143 @@
+package authproxy
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/authproxy/authproxy/providers"
+	"github.com/authproxy/authproxy/session"
+)
+
+// idp is one identity provider as the Server uses it.
+type idp struct {
+	cfg      *IdPConfig // as at start; its allow-list lives in the policy
+	provider providers.Provider
+	// issuer is the configured issuer as a token's iss states it (""
+	// with github, which issues no tokens to verify).
+	issuer string
+	// header is X-Forwarded-Idp's value, made once (len == cap, so that
+	// an Add to it copies).
+	header []string
+}
+
+// name is the IdP's name, as sessions, rules, metrics and X-Forwarded-Idp
+// carry it.
+func (p *idp) name() string { return p.cfg.Name }
+
+// idpSet is every IdP of a Server, the default first. It never changes
+// after New.
+type idpSet struct {
+	list []*idp
+	// browsers are the IdPs that serve browser sign-in (not bearer-only),
+	// in configuration order.
+	browsers []*idp
+}
+
+// newIdPSet pairs each IdP's configuration with its provider.
+func newIdPSet(cfg *Config, provs map[string]providers.Provider) (idpSet, error) {
+	var set idpSet
+	for _, c := range cfg.allIdPs() {
+		p := provs[c.Name]
+		if p == nil {
+			return set, fmt.Errorf("authproxy: no provider for IdP %q", c.Name)
+		}
+		i := &idp{cfg: c, provider: p, header: []string{c.Name}[:1:1]}
+		if c.Issuer != nil {
+			i.issuer = c.Issuer.String()
+		}
+		set.list = append(set.list, i)
+		if !c.BearerOnly {
+			set.browsers = append(set.browsers, i)
+		}
+	}
+	return set, nil
+}
+
+// def returns the default IdP.
+func (s idpSet) def() *idp { return s.list[0] }
+
+// several reports whether there is more than the default IdP.
+func (s idpSet) several() bool { return len(s.list) > 1 }
+
+// get returns the IdP called name; "" (a session from before IdPs had
+// names) is the default. It returns nil for a name not configured (a
+// session or sign-in from a configuration since changed).
+func (s idpSet) get(name string) *idp {
+	if name == "" {
+		return s.def()
+	}
+	for _, p := range s.list {
+		if p.name() == name {
+			return p
+		}
+	}
+	return nil
+}
+
+// sessionName is the name a session records for p: "" for the default
+// IdP (as sessions made before several IdPs, so that renaming the default
+// keeps its sessions, and session.Scope leaves its sids and subs as they
+// are), else p's name.
+func (s idpSet) sessionName(p *idp) string {
+	if p == s.def() {
+		return ""
+	}
+	return p.name()
+}
+
+// nameOf returns the name of sess's IdP ("" when it is no longer
+// configured, which the session's load refuses before anything reads it).
+func (s idpSet) nameOf(sess *session.Session) string {
+	if p := s.get(sess.IdP); p != nil {
+		return p.name()
+	}
+	return ""
+}
+
+// errUnknownIssuer is a token whose iss names no configured IdP.
+var errUnknownIssuer = errors.New("the token's issuer is not a configured identity provider")
+
+// forToken returns the IdP that must verify a JWT (a bearer access token or
+// a logout token): with one IdP, that one; with several, the one whose
+// issuer the token's (unverified) iss names exactly. The iss only picks
+// whose keys verify the token; that IdP's verifier checks it, iss
+// included, before anything of it is used.
+func (s idpSet) forToken(raw string) (*idp, error) {
+	if !s.several() {
+		return s.def(), nil
+	}
+	iss, err := providers.UnverifiedIssuer(raw)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range s.list {
+		if p.issuer != "" && p.issuer == iss {
+			return p, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %w", providers.ErrRejected, errUnknownIssuer)
+}
+
+// startURL is the sign-in start at IdP p (nil: no IdP named), returning
+// to rd.
+func startURL(p *idp, rd string) string {
+	u := startPath + "?"
+	if p != nil {
+		u += "idp=" + url.QueryEscape(p.name()) + "&"
+	}
+	return u + "rd=" + url.QueryEscape(rd)
+}
+
+// names lists the IdPs' names, comma-separated, for logs.
+func names(ps []*idp) string {
+	var b strings.Builder
+	for i, p := range ps {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(p.name())
+	}
+	return b.String()
+}
