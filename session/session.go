@@ -45,6 +45,11 @@ var ErrTooLarge = errors.New("session: sealed session too large for cookies")
 type Session struct {
 	// ID is a random identifier given at sign-in; a new sign-in gets a new ID.
 	ID string `json:"id"`
+	// IdP is the name of the IdP the user signed in at; "" means the
+	// default IdP, whatever its configured name, and is what every session
+	// made before sessions knew their IdP holds. SID and Subject are the
+	// IdP's and are indexed and revoked scoped by it (see Scope).
+	IdP string `json:"idp,omitempty"`
 
 	// User is the value of the configured user claim (sub by default).
 	User string `json:"user"`
