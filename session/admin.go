@@ -8,14 +8,16 @@ import (
 
 // AdminRevoker is implemented by stores that an operator can end sessions
 // of from outside the serving process (authproxy sessions revoke): every
-// session of one email address, or every session. The ticket store deletes
-// them and reports how many there were; a RevocableStore marks them revoked
-// in its list and cannot count them (it reports 0).
+// session of one email address, at whichever IdP it was signed in, or
+// every session; and, as a Revoker, those of one scoped subject. The
+// ticket store deletes them and reports how many there were; a
+// RevocableStore marks them revoked in its list and cannot count them (it
+// reports 0).
 type AdminRevoker interface {
 	Revoker
 	// RevokeEmail ends every session whose Email is email (compared
-	// without regard to case) and reports how many it ended, when the
-	// store can know.
+	// without regard to case), signed in at any IdP, and reports how many
+	// it ended, when the store can know.
 	RevokeEmail(ctx context.Context, email string) (int, error)
 	// RevokeAll ends every session and reports how many it ended, when
 	// the store can know.
@@ -26,19 +28,25 @@ type AdminRevoker interface {
 // show a user's (the ticket store). A Lister's Revoke methods report exact
 // counts.
 type Lister interface {
-	// ListSubject returns the live sessions whose Subject is sub.
+	// ListSubject returns the live sessions whose ScopedSubject is sub:
+	// sub is Scope(idp, the IdP's sub), as for Revoker.RevokeSubject, so a
+	// raw sub lists only the default IdP's sessions.
 	ListSubject(ctx context.Context, sub string) ([]Info, error)
 	// ListEmail returns the live sessions whose Email is email, compared
-	// without regard to case.
+	// without regard to case, at any IdP.
 	ListEmail(ctx context.Context, email string) ([]Info, error)
 }
 
-// Info is what a Lister shows of a session: when it began, was last seen
-// and ends. It holds no token and nothing that opens the session: Ref is a
-// short digest of the session's backend key, to tell rows apart, not a
-// ticket. Sessions stored before Info was recorded show only Ref.
+// Info is what a Lister shows of a session: at which IdP it was signed in,
+// when it began, was last seen and ends. It holds no token and nothing that
+// opens the session: Ref is a short digest of the session's backend key, to
+// tell rows apart, not a ticket. Sessions stored before Info was recorded
+// show only Ref.
 type Info struct {
-	Ref       string    `json:"ref"`
+	Ref string `json:"ref"`
+	// IdP is the session's Session.IdP: "" for the default IdP, and for
+	// every session recorded before Info held it.
+	IdP       string    `json:"idp,omitempty"`
 	CreatedAt time.Time `json:"created_at,omitzero"`
 	// LastSeen is zero when the session's use has not been recorded (see
 	// Session.LastSeen).
@@ -56,7 +64,7 @@ func (i Info) Ends() time.Time {
 
 // infoOf returns what a Lister shows of sess.
 func infoOf(sess *Session) Info {
-	return Info{CreatedAt: sess.CreatedAt, LastSeen: sess.LastSeen, ExpiresAt: sess.ExpiresAt, IdleTimeout: sess.IdleTimeout}
+	return Info{IdP: sess.IdP, CreatedAt: sess.CreatedAt, LastSeen: sess.LastSeen, ExpiresAt: sess.ExpiresAt, IdleTimeout: sess.IdleTimeout}
 }
 
 // NormalEmail returns email as indexes and revocation marks key it:

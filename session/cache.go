@@ -96,7 +96,8 @@ type CachedStore struct {
 	hits, misses, bypassed atomic.Uint64
 }
 
-// cacheEntry is one opened session with the sums invalidations name it by.
+// cacheEntry is one opened session with the sums invalidations name it by:
+// of its ID, ScopedSID and ScopedSubject.
 type cacheEntry struct {
 	sess          *Session
 	until         time.Time // stored + MaxAge
@@ -208,7 +209,7 @@ func (c *CachedStore) LoadFresh(r *http.Request) (*Session, error) {
 // put remembers sess under key, unless anything has been dropped since gen
 // was taken: sess may have been revoked while it was being loaded.
 func (c *CachedStore) put(key cacheKey, sess *Session, gen uint64, now time.Time) {
-	e := cacheEntry{sess: sess, until: now.Add(c.maxAge), id: sumName(sess.ID), sid: sumName(sess.SID), subj: sumName(sess.Subject)}
+	e := cacheEntry{sess: sess, until: now.Add(c.maxAge), id: sumName(sess.ID), sid: sumName(sess.ScopedSID()), subj: sumName(sess.ScopedSubject())}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if gen != c.gen || !c.on {
@@ -251,18 +252,20 @@ func (c *CachedStore) Clear(w http.ResponseWriter, r *http.Request) error {
 	return errors.Join(err, c.invalidate(r.Context(), inv))
 }
 
-// RevokeSID revokes every session whose SID is sid with the store (see
-// Revoker), then drops them here and, with a Broadcaster, on every
-// replica. A failure to publish is returned as for Clear.
+// RevokeSID revokes every session whose ScopedSID is sid with the store
+// (see Revoker: sid is scoped by its IdP), then drops them here and, with
+// a Broadcaster, on every replica. A failure to publish is returned as for
+// Clear.
 func (c *CachedStore) RevokeSID(ctx context.Context, sid string) (int, error) {
 	return c.revoke(ctx, invalidation{sids: []nameSum{sumName(sid)}}, func(rv Revoker) (int, error) {
 		return rv.RevokeSID(ctx, sid)
 	})
 }
 
-// RevokeSubject revokes every session whose Subject is sub with the store
-// (see Revoker), then drops them here and, with a Broadcaster, on every
-// replica. A failure to publish is returned as for Clear.
+// RevokeSubject revokes every session whose ScopedSubject is sub with the
+// store (see Revoker: sub is scoped by its IdP), then drops them here and,
+// with a Broadcaster, on every replica. A failure to publish is returned as
+// for Clear.
 func (c *CachedStore) RevokeSubject(ctx context.Context, sub string) (int, error) {
 	return c.revoke(ctx, invalidation{subs: []nameSum{sumName(sub)}}, func(rv Revoker) (int, error) {
 		return rv.RevokeSubject(ctx, sub)

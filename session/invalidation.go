@@ -13,16 +13,18 @@ const invalidationChannel = "session-invalidations"
 // cacheKey is the SHA-256 of a request's session cookies, exactly as sent.
 type cacheKey [32]byte
 
-// nameSum is the SHA-256 of a session's ID, SID or Subject: invalidations
-// name sessions by these, never by the names themselves, which would reach
-// every client of the backend in clear.
+// nameSum is the SHA-256 of a session's ID, ScopedSID or ScopedSubject:
+// invalidations name sessions by these, never by the names themselves,
+// which would reach every client of the backend in clear. A default-IdP
+// session's scoped values are its raw ones, so replicas from before
+// sessions knew their IdP, which sum raw values, name them alike.
 type nameSum [32]byte
 
 func sumName(name string) nameSum { return sha256.Sum256([]byte(name)) }
 
 // invalidation names the cached sessions a change affects: every one (all),
-// those opened from exact session cookies (keys), and those whose ID, SID or
-// Subject has one of the given sums.
+// those opened from exact session cookies (keys), and those whose ID,
+// ScopedSID or ScopedSubject has one of the given sums.
 type invalidation struct {
 	all             bool
 	keys            []cacheKey
@@ -36,7 +38,7 @@ func (inv *invalidation) empty() bool {
 
 // Invalidation messages are text: "1" (the format's version), then for each
 // thing named a space and a letter, "k" (a cache key), "i" (an ID), "s" (a
-// SID) or "u" (a Subject), followed by its sum in unpadded base64url; or " *"
+// scoped SID) or "u" (a scoped Subject), followed by its sum in unpadded base64url; or " *"
 // for everything. An example: "1 kAbC… iXyZ…".
 const invalidationVersion = "1"
 

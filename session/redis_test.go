@@ -230,6 +230,7 @@ func TestRedisSingle(t *testing.T) {
 	kit := redisKit("redis", RedisOptions{URL: "redis://" + srv.addr() + "/0"})
 	t.Run("backend", func(t *testing.T) { testBackendContract(t, kit) })
 	t.Run("ticket store", func(t *testing.T) { testTicketStore(t, kit) })
+	t.Run("idp scoping", func(t *testing.T) { testIdPScoping(t, kit) })
 
 	t.Run("expiry", func(t *testing.T) {
 		ctx := context.Background()

@@ -12,8 +12,8 @@ import (
 // Backend key families of a RevocationList. Each holds the time of the
 // latest revocation as decimal Unix nanoseconds.
 const (
-	revokedSIDPrefix = "revoked-sid:" // + hashName(sid)
-	revokedSubPrefix = "revoked-sub:" // + hashName(sub)
+	revokedSIDPrefix = "revoked-sid:" // + hashName(Session.ScopedSID())
+	revokedSubPrefix = "revoked-sub:" // + hashName(Session.ScopedSubject())
 	revokedIDPrefix  = "revoked-id:"  // + hashName(Session.ID)
 	// + hashName(NormalEmail(Session.Email))
 	revokedEmailPrefix = "revoked-email:"
@@ -65,28 +65,31 @@ func NewRevocationList(backend Backend, ttl time.Duration, now func() time.Time)
 	return &RevocationList{backend: backend, ttl: ttl, now: now}
 }
 
-// RevokeSID revokes every session with SID sid created until now. It cannot
-// know how many sessions that ends, and reports 0. sid must not be empty.
+// RevokeSID revokes every session whose ScopedSID is sid (see Revoker: sid
+// is Scope(idp, the IdP's sid)) created until now. It cannot know how many
+// sessions that ends, and reports 0. sid must not be empty, nor scope an
+// empty sid.
 func (l *RevocationList) RevokeSID(ctx context.Context, sid string) (int, error) {
-	if sid == "" {
+	if emptyScope(sid) {
 		return 0, errors.New("session: revoke: empty sid")
 	}
 	return 0, l.mark(ctx, revokedSIDPrefix+hashName(sid), l.ttl)
 }
 
-// RevokeSubject revokes every session with Subject sub created until now.
-// It cannot know how many sessions that ends, and reports 0. sub must not
-// be empty.
+// RevokeSubject revokes every session whose ScopedSubject is sub (see
+// Revoker: sub is Scope(idp, the IdP's sub)) created until now. It cannot
+// know how many sessions that ends, and reports 0. sub must not be empty,
+// nor scope an empty subject.
 func (l *RevocationList) RevokeSubject(ctx context.Context, sub string) (int, error) {
-	if sub == "" {
+	if emptyScope(sub) {
 		return 0, errors.New("session: revoke: empty subject")
 	}
 	return 0, l.mark(ctx, revokedSubPrefix+hashName(sub), l.ttl)
 }
 
 // RevokeEmail revokes every session with Email email (compared without
-// regard to case) created until now. It cannot know how many sessions that
-// ends, and reports 0. email must not be empty.
+// regard to case), signed in at any IdP, created until now. It cannot know
+// how many sessions that ends, and reports 0. email must not be empty.
 func (l *RevocationList) RevokeEmail(ctx context.Context, email string) (int, error) {
 	e := NormalEmail(email)
 	if e == "" {
@@ -119,19 +122,19 @@ func (l *RevocationList) mark(ctx context.Context, key string, ttl time.Duration
 	return nil
 }
 
-// Revoked reports whether sess has been revoked: by its ID, or by its SID,
-// Subject or Email, or by a revocation of every session, at or after its
-// CreatedAt. The marks are read in one round trip when the backend can
-// (RedisBackend, MemoryBackend). An error means the backend failed (or
-// holds something it should not), not that sess is revoked; callers must
-// not treat the session as valid then.
+// Revoked reports whether sess has been revoked: by its ID, or by its
+// ScopedSID, ScopedSubject or Email, or by a revocation of every session,
+// at or after its CreatedAt. The marks are read in one round trip when the
+// backend can (RedisBackend, MemoryBackend). An error means the backend
+// failed (or holds something it should not), not that sess is revoked;
+// callers must not treat the session as valid then.
 func (l *RevocationList) Revoked(ctx context.Context, sess *Session) (bool, error) {
 	keys := make([]string, 0, 5)
 	keys = append(keys, revokedAllKey)
 	for _, c := range []struct{ prefix, name string }{
 		{revokedIDPrefix, sess.ID},
-		{revokedSIDPrefix, sess.SID},
-		{revokedSubPrefix, sess.Subject},
+		{revokedSIDPrefix, sess.ScopedSID()},
+		{revokedSubPrefix, sess.ScopedSubject()},
 		{revokedEmailPrefix, NormalEmail(sess.Email)},
 	} {
 		if c.name != "" {
@@ -233,18 +236,19 @@ func (s *RevocableStore) Clear(w http.ResponseWriter, r *http.Request) error {
 	return errors.Join(s.store.Clear(w, r), revokeErr)
 }
 
-// RevokeSID revokes every session with SID sid; see RevocationList.RevokeSID.
+// RevokeSID revokes every session whose ScopedSID is sid; see
+// RevocationList.RevokeSID.
 func (s *RevocableStore) RevokeSID(ctx context.Context, sid string) (int, error) {
 	return s.list.RevokeSID(ctx, sid)
 }
 
-// RevokeSubject revokes every session with Subject sub; see
+// RevokeSubject revokes every session whose ScopedSubject is sub; see
 // RevocationList.RevokeSubject.
 func (s *RevocableStore) RevokeSubject(ctx context.Context, sub string) (int, error) {
 	return s.list.RevokeSubject(ctx, sub)
 }
 
-// RevokeEmail revokes every session with Email email; see
+// RevokeEmail revokes every session with Email email, at any IdP; see
 // RevocationList.RevokeEmail.
 func (s *RevocableStore) RevokeEmail(ctx context.Context, email string) (int, error) {
 	return s.list.RevokeEmail(ctx, email)

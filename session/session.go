@@ -149,12 +149,19 @@ type Pinger interface {
 // request's, as OpenID Connect back-channel logout asks: every session of
 // one IdP session (sid) or of one user (sub). The ticket store does it
 // itself; the cookie store needs a RevocationList (WithRevocation).
+//
+// Both methods take a scoped value, Scope(idp, sid) or Scope(idp, sub) for
+// the IdP that issued it, and end only that IdP's sessions: a logout from
+// one IdP never ends a session signed in at another that happens to carry
+// the same sid or sub. A raw value is the default IdP's scoped value
+// (Scope("", v) == v for any v not starting with NUL), so callers that know
+// only the default IdP may pass raw values.
 type Revoker interface {
-	// RevokeSID ends every session whose SID is sid and reports how many
-	// it ended, when the store can know (see each store).
-	RevokeSID(ctx context.Context, sid string) (int, error)
-	// RevokeSubject ends every session whose Subject is sub and reports how
+	// RevokeSID ends every session whose ScopedSID is sid and reports how
 	// many it ended, when the store can know (see each store).
+	RevokeSID(ctx context.Context, sid string) (int, error)
+	// RevokeSubject ends every session whose ScopedSubject is sub and
+	// reports how many it ended, when the store can know (see each store).
 	RevokeSubject(ctx context.Context, sub string) (int, error)
 }
 

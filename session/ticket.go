@@ -13,8 +13,8 @@ import (
 const (
 	sessionKeyPrefix = "session:" // + ticket id: the encrypted session
 	infoKeyPrefix    = "info:"    // + ticket id: the session's Info, in clear, for Lister
-	sidKeyPrefix     = "sid:"     // + hashName(sid): set of ticket ids
-	subKeyPrefix     = "sub:"     // + hashName(sub): set of ticket ids
+	sidKeyPrefix     = "sid:"     // + hashName(Session.ScopedSID()): set of ticket ids
+	subKeyPrefix     = "sub:"     // + hashName(Session.ScopedSubject()): set of ticket ids
 	emailKeyPrefix   = "email:"   // + hashName(NormalEmail(email)): set of ticket ids
 )
 
@@ -37,14 +37,15 @@ var errEnded = errors.New("session ended while in use")
 // Unlike the cookie store, a TicketStore can end sessions for good: Clear
 // deletes the session, so a copied cookie stops working, and it implements
 // Revoker for back-channel logout and AdminRevoker and Lister for operators,
-// using indexes of sessions by sid, by subject and by email kept in the
-// backend. It implements Pinger: the proxy is not ready while the backend
-// does not answer.
+// using indexes of sessions by sid and by subject (each scoped by the
+// session's IdP, see Scope) and by email kept in the backend. It implements
+// Pinger: the proxy is not ready while the backend does not answer.
 //
 // Under the prefix a RedisBackend adds, it uses keys "session:<id>",
-// "info:<id>" (the session's Info: times only, in clear), "sid:<hash>",
-// "sub:<hash>" and "email:<hash>"; the caller may use the same backend for
-// keys of its own under other prefixes. It is safe for concurrent use.
+// "info:<id>" (the session's Info: times and IdP name only, in clear),
+// "sid:<hash>", "sub:<hash>" and "email:<hash>"; the caller may use the same
+// backend for keys of its own under other prefixes. It is safe for
+// concurrent use.
 type TicketStore struct {
 	backend Backend
 	codec   *Codec
@@ -265,7 +266,7 @@ func (s *TicketStore) update(ctx context.Context, w http.ResponseWriter, t *tick
 	if err != nil {
 		return err
 	}
-	if sess.SID != cur.SID || sess.Subject != cur.Subject || NormalEmail(sess.Email) != NormalEmail(cur.Email) || sess.ExpiresAt.After(cur.ExpiresAt) {
+	if sess.ScopedSID() != cur.ScopedSID() || sess.ScopedSubject() != cur.ScopedSubject() || NormalEmail(sess.Email) != NormalEmail(cur.Email) || sess.ExpiresAt.After(cur.ExpiresAt) {
 		// Rare: keep the indexes naming it, and living long enough.
 		if err := s.index(ctx, t.id, sess, now); err != nil {
 			return fmt.Errorf("session: save: %w", err)
@@ -308,11 +309,11 @@ func (s *TicketStore) ticketCookie(t *ticket, sess *Session, now time.Time) (*ht
 // indexKeys returns the keys of the indexes that name sess.
 func indexKeys(sess *Session) []string {
 	var keys []string
-	if sess.SID != "" {
-		keys = append(keys, sidKeyPrefix+hashName(sess.SID))
+	if sid := sess.ScopedSID(); sid != "" {
+		keys = append(keys, sidKeyPrefix+hashName(sid))
 	}
-	if sess.Subject != "" {
-		keys = append(keys, subKeyPrefix+hashName(sess.Subject))
+	if sub := sess.ScopedSubject(); sub != "" {
+		keys = append(keys, subKeyPrefix+hashName(sub))
 	}
 	if e := NormalEmail(sess.Email); e != "" {
 		keys = append(keys, emailKeyPrefix+hashName(e))
@@ -374,23 +375,25 @@ func (s *TicketStore) Clear(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// RevokeSID deletes every session whose SID is sid (an OpenID Connect
-// back-channel logout naming an IdP session) and reports how many there
-// were. sid must not be empty. On a backend failure it returns how many it
-// had deleted so far and the error; calling it again is safe.
+// RevokeSID deletes every session whose ScopedSID is sid (an OpenID
+// Connect back-channel logout naming an IdP session; sid is Scope(idp, the
+// IdP's sid), see Revoker) and reports how many there were. sid must not be
+// empty, nor scope an empty sid. On a backend failure it returns how many
+// it had deleted so far and the error; calling it again is safe.
 func (s *TicketStore) RevokeSID(ctx context.Context, sid string) (int, error) {
-	if sid == "" {
+	if emptyScope(sid) {
 		return 0, errors.New("session: revoke: empty sid")
 	}
 	return s.revoke(ctx, sidKeyPrefix+hashName(sid))
 }
 
-// RevokeSubject deletes every session whose Subject is sub (a back-channel
-// logout naming a user) and reports how many there were. sub must not be
-// empty. On a backend failure it returns how many it had deleted so far and
-// the error; calling it again is safe.
+// RevokeSubject deletes every session whose ScopedSubject is sub (a
+// back-channel logout naming a user; sub is Scope(idp, the IdP's sub), see
+// Revoker) and reports how many there were. sub must not be empty, nor
+// scope an empty subject. On a backend failure it returns how many it had
+// deleted so far and the error; calling it again is safe.
 func (s *TicketStore) RevokeSubject(ctx context.Context, sub string) (int, error) {
-	if sub == "" {
+	if emptyScope(sub) {
 		return 0, errors.New("session: revoke: empty subject")
 	}
 	return s.revoke(ctx, subKeyPrefix+hashName(sub))

@@ -24,10 +24,11 @@ func (s *TicketStore) writeInfo(ctx context.Context, id string, sess *Session, n
 }
 
 // RevokeEmail deletes every session whose Email is email, compared without
-// regard to case, and reports how many there were. email must not be
-// empty. Sessions saved before the email index existed are not in it: end
-// them with RevokeSubject or RevokeAll. On a backend failure it returns how
-// many it had deleted so far and the error; calling it again is safe.
+// regard to case, signed in at any IdP, and reports how many there were.
+// email must not be empty. Sessions saved before the email index existed
+// are not in it: end them with RevokeSubject or RevokeAll. On a backend
+// failure it returns how many it had deleted so far and the error; calling
+// it again is safe.
 func (s *TicketStore) RevokeEmail(ctx context.Context, email string) (int, error) {
 	e := NormalEmail(email)
 	if e == "" {
@@ -57,17 +58,20 @@ func (s *TicketStore) RevokeAll(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// ListSubject returns the live sessions whose Subject is sub, oldest first.
+// ListSubject returns the live sessions whose ScopedSubject is sub, oldest
+// first: sub is Scope(idp, the IdP's sub), as for RevokeSubject, so a raw
+// sub lists the default IdP's sessions only. sub must not be empty, nor
+// scope an empty subject.
 func (s *TicketStore) ListSubject(ctx context.Context, sub string) ([]Info, error) {
-	if sub == "" {
+	if emptyScope(sub) {
 		return nil, errors.New("session: list: empty subject")
 	}
 	return s.list(ctx, subKeyPrefix+hashName(sub))
 }
 
 // ListEmail returns the live sessions whose Email is email, compared
-// without regard to case, oldest first. Sessions saved before the email
-// index existed are not in it; ListSubject finds them.
+// without regard to case, at any IdP, oldest first. Sessions saved before
+// the email index existed are not in it; ListSubject finds them.
 func (s *TicketStore) ListEmail(ctx context.Context, email string) ([]Info, error) {
 	e := NormalEmail(email)
 	if e == "" {
