@@ -231,7 +231,7 @@ func TestBackchannelLogoutStaysWithinItsIdP(t *testing.T) {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		return doRequest(t, e.browser(), req).Status
 	}
-	signedIn := func(c *http.Client) bool { return e.navigate(t, noFollow(c), "/portal/").Status == http.StatusOK }
+	signedIn := func(c *http.Client) bool { return e.api(t, noFollow(c), "/portal/").Status == http.StatusOK }
 
 	// A partner token claiming the default IdP's issuer is signed with the
 	// wrong keys; one with its own issuer and the default's audience is

@@ -36,7 +36,7 @@ func (n *revocationNotice) matches(sess *session.Session) bool {
 	case "all":
 		return true
 	case "sub":
-		return sess.Subject != "" && nameDigest(sess.Subject) == n.Name
+		return sess.Subject != "" && nameDigest(sess.ScopedSubject()) == n.Name
 	case "email":
 		e := session.NormalEmail(sess.Email)
 		return e != "" && nameDigest(e) == n.Name

@@ -44,7 +44,7 @@ func TestRevocationHeard(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := json.Marshal(q.notice(2, true))
+		b, err := json.Marshal(q.notice(q.Sub, 2, true))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,7 @@
 package authproxy
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,8 +17,8 @@ import (
 )
 
 // SessionsUsage is the usage of `authproxy sessions`.
-const SessionsUsage = "usage: authproxy sessions revoke (--sub S | --email E | --all)\n" +
-	"       authproxy sessions list (--sub S | --email E)"
+const SessionsUsage = "usage: authproxy sessions revoke (--sub S [--idp NAME] | --email E | --all)\n" +
+	"       authproxy sessions list (--sub S [--idp NAME] | --email E)"
 
 // ErrSessionsUsage is what ParseSessionsArgs returns, wrapped, for arguments
 // that are not SessionsUsage; the command should exit 2.
@@ -30,10 +31,12 @@ var ErrSessionsOutOfReach = errors.New("authproxy sessions: out of reach")
 // SessionsRequest is one `authproxy sessions` command: list (Revoke false)
 // or revoke the sessions of one subject (Sub), of one email address
 // (Email), or every session (All, revoke only). Exactly one of Sub, Email
-// and All is set.
+// and All is set. A subject is one IdP's: IdP names it ("" the default
+// IdP).
 type SessionsRequest struct {
 	Revoke bool
 	Sub    string
+	IdP    string
 	Email  string
 	All    bool
 }
@@ -56,6 +59,9 @@ func (q SessionsRequest) whose() string {
 		return "every user"
 	case q.Email != "":
 		return "email " + q.Email
+	}
+	if q.IdP != "" {
+		return "sub " + q.Sub + " of IdP " + q.IdP
 	}
 	return "sub " + q.Sub
 }
@@ -80,6 +86,7 @@ func ParseSessionsArgs(args []string) (SessionsRequest, error) {
 	fs := flag.NewFlagSet("authproxy sessions "+args[0], flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&q.Sub, "sub", "", "the user's subject (the ID token's sub)")
+	fs.StringVar(&q.IdP, "idp", "", "with --sub: the IdP the subject is of (default: the default IdP)")
 	fs.StringVar(&q.Email, "email", "", "the user's email address (any case)")
 	if q.Revoke {
 		fs.BoolVar(&q.All, "all", false, "every session of every user")
@@ -103,6 +110,9 @@ func ParseSessionsArgs(args []string) (SessionsRequest, error) {
 		}
 		return bad("want exactly one of --sub and --email, with a value")
 	}
+	if q.IdP != "" && q.Sub == "" {
+		return bad("--idp goes with --sub: an email or --all covers every IdP")
+	}
 	return q, nil
 }
 
@@ -123,6 +133,10 @@ func RunSessions(ctx context.Context, cfg *Config, q SessionsRequest, out io.Wri
 	action := "listed"
 	if q.Revoke {
 		action = "revoked"
+	}
+	sub, err := cfg.scopedSubject(q)
+	if err != nil {
+		return err
 	}
 	if !cfg.usesRedis() {
 		return fmt.Errorf("%w: sessions cannot be %s from outside the process that serves them: "+
@@ -167,7 +181,7 @@ func RunSessions(ctx context.Context, cfg *Config, q SessionsRequest, out io.Wri
 	case q.Email != "":
 		n, err = rv.RevokeEmail(ctx, q.Email)
 	default:
-		n, err = rv.RevokeSubject(ctx, q.Sub)
+		n, err = rv.RevokeSubject(ctx, sub)
 	}
 	if err != nil {
 		return fmt.Errorf("authproxy sessions: revoking the sessions of %s (%d revoked before the failure; run it again): %w", q.whose(), n, err)
@@ -175,7 +189,7 @@ func RunSessions(ctx context.Context, cfg *Config, q SessionsRequest, out io.Wri
 	_, counted := store.(session.Lister)
 	attrs := []any{"event", "revoke", "by", q.by()}
 	if q.Sub != "" {
-		attrs = append(attrs, "sub", q.Sub)
+		attrs = append(attrs, "sub", q.Sub, "idp", cmp.Or(q.IdP, cfg.Name))
 	}
 	if q.Email != "" {
 		attrs = append(attrs, "email", q.Email)
@@ -192,7 +206,7 @@ func RunSessions(ctx context.Context, cfg *Config, q SessionsRequest, out io.Wri
 	log.Info("sessions revoked", attrs...)
 
 	if rb, ok := backend.(*session.RedisBackend); ok {
-		heard, err := announceRevocation(ctx, rb, q, n, counted)
+		heard, err := announceRevocation(ctx, rb, q.notice(sub, n, counted))
 		switch {
 		case err != nil:
 			log.Warn("announcing the revocation to the running replicas failed; their open streams of these sessions close at their next check", "err", err)
@@ -212,7 +226,10 @@ func listSessions(ctx context.Context, cfg *Config, l session.Lister, q Sessions
 	if q.Email != "" {
 		infos, err = l.ListEmail(ctx, q.Email)
 	} else {
-		infos, err = l.ListSubject(ctx, q.Sub)
+		var sub string
+		if sub, err = cfg.scopedSubject(q); err == nil {
+			infos, err = l.ListSubject(ctx, sub)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("authproxy sessions: listing the sessions of %s: %w", q.whose(), err)
@@ -221,16 +238,32 @@ func listSessions(ctx context.Context, cfg *Config, l session.Lister, q Sessions
 	if len(infos) == 0 {
 		return nil
 	}
-	idp := cfg.Provider
-	if cfg.Issuer != nil {
-		idp = cfg.Issuer.String()
-	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SESSION\tSIGNED IN\tLAST SEEN\tEXPIRES\tIDP")
 	for _, i := range infos {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", i.Ref, utcTime(i.CreatedAt), utcTime(i.LastSeen), utcTime(i.Ends()), idp)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", i.Ref, utcTime(i.CreatedAt), utcTime(i.LastSeen), utcTime(i.Ends()), cfg.describeIdP(i.IdP))
 	}
 	return tw.Flush()
+}
+
+// describeIdP names a session's IdP (its session name: "" for the
+// default) for a listing: the issuer (or the kind, for github) with one
+// IdP; with several, the name and the issuer.
+func (c *Config) describeIdP(name string) string {
+	idp := &c.IdPConfig
+	if name != "" {
+		if idp = c.idp(name); idp == nil {
+			return name + " (not configured)"
+		}
+	}
+	what := idp.Provider
+	if idp.Issuer != nil {
+		what = idp.Issuer.String()
+	}
+	if c.idpNames == nil {
+		return what
+	}
+	return idp.Name + " " + what
 }
 
 // utcTime formats t for a table: RFC 3339 in UTC, "-" when unknown.
@@ -256,25 +289,38 @@ func osUser() string {
 	return ""
 }
 
+// scopedSubject returns q's subject as the store keys it
+// (session.Scope, with the IdP q names), or an error for an IdP that is not
+// configured.
+func (c *Config) scopedSubject(q SessionsRequest) (string, error) {
+	if q.IdP == "" || q.IdP == c.Name {
+		return session.Scope("", q.Sub), nil
+	}
+	if c.idp(q.IdP) == nil {
+		return "", fmt.Errorf("%w: --idp %q is not a configured IdP (the default is %q; AUTHPROXY_IDPS names the others)", ErrSessionsUsage, q.IdP, c.Name)
+	}
+	return session.Scope(q.IdP, q.Sub), nil
+}
+
 // announceRevocation tells the running replicas of a revocation and reports
 // how many heard it.
-func announceRevocation(ctx context.Context, rb *session.RedisBackend, q SessionsRequest, n int, counted bool) (int, error) {
-	b, err := json.Marshal(q.notice(n, counted))
+func announceRevocation(ctx context.Context, rb *session.RedisBackend, notice revocationNotice) (int, error) {
+	b, err := json.Marshal(notice)
 	if err != nil {
 		return 0, err
 	}
 	return rb.Announce(ctx, revocationChannel, b)
 }
 
-// notice is the announcement of q's revocation, which ended n sessions
-// when counted.
-func (q SessionsRequest) notice(n int, counted bool) revocationNotice {
+// notice is the announcement of q's revocation, of the scoped subject sub
+// when by subject, which ended n sessions when counted.
+func (q SessionsRequest) notice(sub string, n int, counted bool) revocationNotice {
 	notice := revocationNotice{By: q.by(), Count: n, Counted: counted}
 	switch {
 	case q.Email != "":
 		notice.Name = nameDigest(session.NormalEmail(q.Email))
 	case q.Sub != "":
-		notice.Name = nameDigest(q.Sub)
+		notice.Name = nameDigest(sub)
 	}
 	return notice
 }

@@ -55,6 +55,7 @@ func TestSessionsUsage(t *testing.T) {
 		{"revoke with a stray argument", []string{"sessions", "revoke", "--all", "now"}, `unexpected argument "now"`},
 		{"list every session", []string{"sessions", "list", "--all"}, "flag provided but not defined: -all"},
 		{"list without a selector", []string{"sessions", "list"}, "want exactly one of --sub and --email"},
+		{"an IdP without a subject", []string{"sessions", "revoke", "--email", "a@example.com", "--idp", "partners"}, "--idp goes with --sub"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -62,7 +63,7 @@ func TestSessionsUsage(t *testing.T) {
 			if code := run(tt.args, &stdout, &stderr); code != 2 {
 				t.Errorf("exit %d, want 2; stderr %q", code, stderr.String())
 			}
-			if !strings.Contains(stderr.String(), tt.want) || !strings.Contains(stderr.String(), "usage: authproxy sessions revoke (--sub S | --email E | --all)\n       authproxy sessions list (--sub S | --email E)\n") {
+			if !strings.Contains(stderr.String(), tt.want) || !strings.Contains(stderr.String(), "usage: authproxy sessions revoke (--sub S [--idp NAME] | --email E | --all)\n       authproxy sessions list (--sub S [--idp NAME] | --email E)\n") {
 				t.Errorf("stderr = %q; want %q and the usage", stderr.String(), tt.want)
 			}
 			if stdout.Len() != 0 {
