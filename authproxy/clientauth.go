@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	
+
 	"github.com/authproxy/authproxy/providers"
 )
 

@@ -143,11 +143,11 @@ type Server struct {
 	cfg     *Config // as at start; what a reload changes is in live
 	idps    idpSet
 	pages   *templates.Templates
-	log      *slog.Logger
-	now      func() time.Time
-	proxy    *httputil.ReverseProxy
-	trusted  trustedProxies
-	handler  http.Handler
+	log     *slog.Logger
+	now     func() time.Time
+	proxy   *httputil.ReverseProxy
+	trusted trustedProxies
+	handler http.Handler
 
 	locker    Locker
 	refresher *refresher
@@ -194,11 +194,11 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("authproxy: New needs Config, Provider, Store, StateCodec and Templates")
 	}
 	s := &Server{
-		cfg:      opts.Config,
-		pages:    opts.Templates,
-		log:      opts.Logger,
-		now:      opts.Now,
-		trusted:  trustedProxies(opts.Config.TrustedProxies),
+		cfg:     opts.Config,
+		pages:   opts.Templates,
+		log:     opts.Logger,
+		now:     opts.Now,
+		trusted: trustedProxies(opts.Config.TrustedProxies),
 
 		locker:    opts.Locker,
 		closer:    opts.closer,
