@@ -128,15 +128,27 @@ func (s *Server) cleanRequest(w http.ResponseWriter, r *http.Request) (string, b
 // (nil when none matched), does with the signed-in user of sess, and writes
 // the audit line when it denies them.
 func (s *Server) judge(pol *policy.Policy, rule *policy.Rule, method, clean string, sess *session.Session) policy.Decision {
-	d := pol.Judge(rule, &policy.Identity{IdP: s.idps.nameOf(sess), Email: sess.Email, Groups: sess.Groups})
+	idp := s.idps.nameOf(sess)
+	d := pol.Judge(rule, &policy.Identity{IdP: idp, Email: sess.Email, Groups: sess.Groups})
 	if !d.Allow {
 		var src string
 		if d.Rule != nil {
 			src = d.Rule.Source + ": " + d.Rule.String()
 		}
-		s.log.Info("access denied", "event", "denied", "user", sess.User, "method", method, "path", truncate(clean, 256), "rule", src, "reason", d.Reason)
+		s.log.Info("access denied", "event", "denied", "user", sess.User, "idp", idp, "method", method, "path", truncate(clean, 256), "rule", src, "reason", s.reason(d, sess))
 	}
 	return d
+}
+
+// reason is d's reason for an audit line about sess: the allow-list's
+// refusals name the variables of the user's IdP.
+func (s *Server) reason(d policy.Decision, sess *session.Session) string {
+	p := s.idps.get(sess.IdP)
+	if !d.Cause.ByAllowList() || p == nil || p == s.idps.def() {
+		return d.Reason
+	}
+	return fmt.Sprintf("%s (for IdP %q: its %s, %s, %s)", d.Reason, p.name(),
+		p.cfg.vars.of("ALLOWED_EMAIL_DOMAINS"), p.cfg.vars.of("ALLOWED_EMAILS"), p.cfg.vars.of("ALLOWED_GROUPS"))
 }
 
 // session loads the request's session and refreshes its tokens when they
@@ -341,12 +353,16 @@ const (
 	msgNotAllowed = "You are signed in, but your account is not allowed to use this application."
 	msgNotInGroup = "You are signed in, but your account is not in a group that may use this application."
 	msgUnverified = "Your identity provider has not verified your email address, so it cannot be used to sign in here."
+	msgWrongIdP   = "You are signed in, but with an account of a kind this page does not accept. Sign out, then sign in with another account."
 )
 
 // forbiddenMessage is the 403 page's message for a policy's cause.
 func forbiddenMessage(c policy.Cause) string {
-	if c == policy.CauseGroupNotAllowed {
+	switch c {
+	case policy.CauseGroupNotAllowed:
 		return msgNotInGroup
+	case policy.CauseWrongIdP:
+		return msgWrongIdP
 	}
 	return msgNotAllowed
 }

@@ -1,9 +1,12 @@
 package authproxy
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"html"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -12,6 +15,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 )
 
 // Several IdPs behind one authproxy: the default fake IdP ("default") and
@@ -326,4 +332,76 @@ func TestOneIdPDown(t *testing.T) {
 		t.Errorf("sign-in at the IdP that is down: %d, want 503", got)
 	}
 	fromUpstream(t, e.signInAt(t, e.browser(), e.idp, "/oauth2/start?idp=default&rd=%2F"))
+}
+
+// TestCheckOneBlockPerIdP: authproxy check reports each IdP on its own,
+// naming it, and a problem with the partner IdP names its variable.
+func TestCheckOneBlockPerIdP(t *testing.T) {
+	staff, partner := newFakeIdP(t, "authproxy-test", "s"), newFakeIdP(t, "client-partners", "p")
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer up.Close()
+	vars := map[string]string{
+		"AUTHPROXY_UPSTREAM": up.URL, "AUTHPROXY_OIDC_ISSUER": staff.URL(), "AUTHPROXY_CLIENT_ID": "authproxy-test",
+		"AUTHPROXY_REDIRECT_URL": "http://127.0.0.1:4180/oauth2/callback", "AUTHPROXY_COOKIE_SECRET": testCookieSecret,
+		"AUTHPROXY_COOKIE_SECURE": "false", "AUTHPROXY_DEFAULT_IDP_NAME": "staff",
+		"AUTHPROXY_IDPS": "partners,robots", "AUTHPROXY_IDP_PARTNERS_OIDC_ISSUER": partner.URL(),
+		"AUTHPROXY_IDP_PARTNERS_CLIENT_ID": "client-partners", "AUTHPROXY_IDP_PARTNERS_DISPLAY_NAME": "Partner login",
+		"AUTHPROXY_IDP_ROBOTS_OIDC_ISSUER": "http://" + closedAddr(t), "AUTHPROXY_IDP_ROBOTS_BEARER_ONLY": "true",
+		"AUTHPROXY_IDP_ROBOTS_BEARER_AUDIENCES": "api://x",
+	}
+	cfg, err := LoadConfig(mapLookup(vars))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	err = Check(context.Background(), cfg, &out)
+	for _, want := range []string{
+		`ok    identity provider "staff" (staff, browser sign-in and bearer tokens): oidc provider, issuer ` + staff.URL(),
+		`ok    identity provider "partners" (Partner login, browser sign-in and bearer tokens): oidc provider, issuer ` + partner.URL(),
+		"FAIL  AUTHPROXY_IDP_ROBOTS_OIDC_ISSUER:",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+	if err == nil || !strings.Contains(err.Error(), "AUTHPROXY_IDP_ROBOTS_OIDC_ISSUER") {
+		t.Errorf("Check = %v, want the robots IdP's failure", err)
+	}
+}
+
+// TestWrongIdPPageAndJWT: a partner user on a staff-only page gets the 403
+// page that says so; with AUTHPROXY_UPSTREAM_JWT the signed identity names
+// the IdP, so that the same sub from two IdPs is never one user upstream.
+func TestWrongIdPPageAndJWT(t *testing.T) {
+	e := newMultiEnv(t, withVar("AUTHPROXY_UPSTREAM_JWT", "true"))
+	subs := map[string]string{}
+	for name, f := range map[string]*fakeIdP{"default": e.idp, "partners": e.others["partners"]} {
+		f.setClaims(map[string]any{"sub": "same-sub", "email": "x@example.com", "email_verified": true})
+		c := e.browser()
+		up := fromUpstream(t, e.signInAt(t, c, f, "/oauth2/start?idp="+name+"&rd=%2Fportal%2F"))
+		tok, err := jwt.ParseSigned(up.Header.Get("X-Authproxy-Jwt"), []jose.SignatureAlgorithm{jose.ES256})
+		if err != nil {
+			t.Fatalf("%s: X-Authproxy-Jwt: %v", name, err)
+		}
+		var claims struct {
+			Sub string `json:"sub"`
+			IdP string `json:"idp"`
+		}
+		if err := tok.UnsafeClaimsWithoutVerification(&claims); err != nil || claims.Sub != "same-sub" {
+			t.Fatalf("%s: claims %+v, %v", name, claims, err)
+		}
+		subs[name] = claims.IdP
+		if name == "partners" {
+			r := e.navigate(t, c, "/admin/")
+			if r.Status != http.StatusForbidden || !strings.Contains(r.Body, "an account of a kind this page does not accept") {
+				t.Errorf("partner on /admin/: %d %.300s", r.Status, r.Body)
+			}
+			if !strings.Contains(e.logs.String(), `"reason":"signed in, but with an identity provider the rule does not accept"`) {
+				t.Errorf("no audit line with the wrong-IdP reason:\n%s", e.logs.String())
+			}
+		}
+	}
+	if subs["default"] != "default" || subs["partners"] != "partners" {
+		t.Errorf("JWT idp claims %v", subs)
+	}
 }

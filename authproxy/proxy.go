@@ -135,7 +135,11 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest, target *url.URL) {
 			setHeader(h, ch.Header, sess.Extra[ch.Claim])
 		}
 		if s.identity != nil {
-			tok, err := s.identity.token(sess)
+			var idp string
+			if s.idps.several() {
+				idp = s.idps.nameOf(sess)
+			}
+			tok, err := s.identity.token(sess, idp)
 			if err != nil {
 				s.log.Error("upstream JWT not sent", "err", err)
 			}

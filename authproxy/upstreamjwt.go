@@ -61,6 +61,9 @@ type identityClaims struct {
 	Email             string   `json:"email,omitempty"`
 	PreferredUsername string   `json:"preferred_username,omitempty"`
 	Groups            []string `json:"groups"`
+	// IdP names the user's IdP when there are several: the same sub from
+	// two IdPs is two users.
+	IdP string `json:"idp,omitempty"`
 }
 
 // newIdentitySigner loads the P-256 key in keyFile (PEM, PKCS#8 or SEC 1),
@@ -111,10 +114,11 @@ func loadOrMakeKey(keyFile string) (*ecdsa.PrivateKey, error) {
 	return ec, nil
 }
 
-// token returns a signed identity for sess, valid for at least a minute.
-func (is *identitySigner) token(sess *session.Session) (string, error) {
+// token returns a signed identity for sess, of IdP idp ("" with one IdP),
+// valid for at least a minute.
+func (is *identitySigner) token(sess *session.Session, idp string) (string, error) {
 	now := is.now()
-	key := identityKey(sess)
+	key := identityKey(sess, idp)
 	is.mu.Lock()
 	cached, ok := is.cache[key]
 	is.mu.Unlock()
@@ -136,6 +140,7 @@ func (is *identitySigner) token(sess *session.Session) (string, error) {
 		Email:             sess.Email,
 		PreferredUsername: sess.PreferredUsername,
 		Groups:            nonNil(sess.Groups),
+		IdP:               idp,
 	}
 	tok, err := jwt.Signed(is.signer).Claims(claims).Serialize()
 	if err != nil {
@@ -155,7 +160,7 @@ func (is *identitySigner) token(sess *session.Session) (string, error) {
 // expiry. Two sessions share a key only if their tokens would say the same,
 // so one client can never be handed another's identity (bearer-token
 // "sessions" all have the same ID, and tokens can expire in the same second).
-func identityKey(sess *session.Session) [32]byte {
+func identityKey(sess *session.Session, idp string) [32]byte {
 	h := sha256.New()
 	field := func(v string) {
 		var n [8]byte
@@ -163,6 +168,7 @@ func identityKey(sess *session.Session) [32]byte {
 		h.Write(n[:])
 		h.Write([]byte(v))
 	}
+	field(idp)
 	field(sess.User)
 	field(sess.Email)
 	field(sess.PreferredUsername)
