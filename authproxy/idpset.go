@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"strings"
 
 	"github.com/authproxy/authproxy/providers"
 	"github.com/authproxy/authproxy/session"
@@ -128,16 +127,4 @@ func startURL(p *idp, rd string) string {
 		u += "idp=" + url.QueryEscape(p.name()) + "&"
 	}
 	return u + "rd=" + url.QueryEscape(rd)
-}
-
-// names lists the IdPs' names, comma-separated, for logs.
-func names(ps []*idp) string {
-	var b strings.Builder
-	for i, p := range ps {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(p.name())
-	}
-	return b.String()
 }
