@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/authproxy/authproxy/session"
 )
 
 // requestInfo is what the handlers tell the access log about a request.
@@ -17,6 +19,11 @@ type requestInfo struct {
 	user    string
 	// idp names the signed-in user's IdP, with several IdPs.
 	idp string
+	// cookies are the request's cookies, split once (requestCookies), in
+	// cookieBuf for the common few; parsed says whether they have been.
+	cookies   []session.Cookie
+	cookieBuf [8]session.Cookie
+	parsed    bool
 	// live is the configuration the request is served with, read once as
 	// it starts (Server.current).
 	live *live

@@ -203,9 +203,9 @@ func (s *Server) loadSession(r *http.Request) (*session.Session, error) {
 	var cached bool
 	var err error
 	if s.cache != nil {
-		sess, cached, err = s.cache.Lookup(r)
+		sess, cached, err = s.cache.LookupCookies(r, requestCookies(r))
 	} else {
-		sess, err = s.store.Load(r)
+		sess, err = session.LoadWith(s.store, r, requestCookies(r))
 	}
 	if !cached {
 		s.metrics.observeStore("load", start, err != nil && !errors.Is(err, session.ErrNotFound))

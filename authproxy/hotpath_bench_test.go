@@ -409,7 +409,7 @@ func BenchmarkHeaders(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			h["Cookie"] = in.Header["Cookie"]
-			e.srv.removeOwnCookies(h)
+			e.srv.removeOwnCookies(in, h)
 		}
 		if got := h.Get("Cookie"); got != "app_pref=dark; app_lang=en" {
 			b.Fatalf("Cookie %q after removal", got)

@@ -6,7 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"iter"
+
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -118,7 +118,7 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest, target *url.URL) {
 		pr.Out.Header["X-Real-Ip"] = []string{addr.String()} // canonical form of X-Real-IP
 	}
 
-	s.removeOwnCookies(pr.Out.Header)
+	s.removeOwnCookies(pr.In, pr.Out.Header)
 	if sess := sessionFrom(pr.In.Context()); sess != nil {
 		h := pr.Out.Header
 		setHeader(h, headerUser, sess.User)
@@ -158,41 +158,59 @@ func (bufferPool) Get() []byte  { return *copyBuffers.Get().(*[]byte) }
 func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }
 
 // removeOwnCookies drops authproxy's cookies (see ownsCookie) from the
-// Cookie header, keeping the app's cookies byte for byte.
-func (s *Server) removeOwnCookies(h http.Header) {
-	lines := h["Cookie"]
-	if len(lines) == 0 {
+// Cookie header of out, the upstream request of in, keeping the app's
+// cookies byte for byte. It builds the header from the cookies as the
+// request split them once (requestCookies), which the session was loaded
+// from too.
+func (s *Server) removeOwnCookies(in *http.Request, out http.Header) {
+	if len(out["Cookie"]) == 0 {
 		return
 	}
-	var kept []string
-	for part, cookie := range cookieParts(lines) {
-		if !s.ownsCookie(cookie) {
-			kept = append(kept, part)
+	cookies := requestCookies(in)
+	size, own := 0, false
+	for _, c := range cookies {
+		if s.ownsCookie(c.Name) {
+			own = true
+		} else {
+			size += len(c.Part) + 2
 		}
 	}
-	if len(kept) == 0 {
-		h.Del("Cookie")
+	if !own {
+		if len(out["Cookie"]) > 1 { // HTTP/2 may send several lines: one for HTTP/1.1
+			out["Cookie"] = []string{strings.Join(out["Cookie"], "; ")}
+		}
 		return
 	}
-	h["Cookie"] = []string{strings.Join(kept, "; ")}
+	if size == 0 {
+		delete(out, "Cookie")
+		return
+	}
+	var b strings.Builder
+	b.Grow(size)
+	for _, c := range cookies {
+		if !s.ownsCookie(c.Name) {
+			if b.Len() > 0 {
+				b.WriteString("; ")
+			}
+			b.WriteString(c.Part)
+		}
+	}
+	out["Cookie"] = []string{b.String()}
 }
 
-// cookieParts yields each "name=value" of Cookie header lines, trimmed, with
-// its name, byte for byte as the client sent it.
-func cookieParts(lines []string) iter.Seq2[string, string] {
-	return func(yield func(part, name string) bool) {
-		for _, line := range lines {
-			for part := range strings.SplitSeq(line, ";") {
-				if part = strings.TrimSpace(part); part == "" {
-					continue
-				}
-				name, _, _ := strings.Cut(part, "=")
-				if !yield(part, strings.TrimSpace(name)) {
-					return
-				}
-			}
-		}
+// requestCookies returns r's cookies, split once per request: the session
+// is loaded from them and the forwarded Cookie header is built from them.
+// They are kept in the request's requestInfo (without one, as in a probe
+// or a test, they are split again at each call).
+func requestCookies(r *http.Request) []session.Cookie {
+	ri, ok := r.Context().Value(requestInfoKey{}).(*requestInfo)
+	if !ok {
+		return session.AppendCookies(nil, r.Header)
 	}
+	if !ri.parsed {
+		ri.cookies, ri.parsed = session.AppendCookies(ri.cookieBuf[:0], r.Header), true
+	}
+	return ri.cookies
 }
 
 // ownsCookie reports whether a cookie is authproxy's own: one of the session

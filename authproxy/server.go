@@ -550,6 +550,11 @@ func (c currentStore) store() session.Store { return c.s.live.Load().store }
 
 func (c currentStore) Load(r *http.Request) (*session.Session, error) { return c.store().Load(r) }
 
+// LoadCookies implements session.CookieLoader.
+func (c currentStore) LoadCookies(r *http.Request, cookies []session.Cookie) (*session.Session, error) {
+	return session.LoadWith(c.store(), r, cookies)
+}
+
 func (c currentStore) Save(w http.ResponseWriter, r *http.Request, sess *session.Session) error {
 	return c.store().Save(w, r, sess)
 }

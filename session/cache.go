@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -172,9 +171,16 @@ func (c *CachedStore) Load(r *http.Request) (*Session, error) {
 // Lookup is Load, and also reports whether the session came from the cache,
 // so that no operation of the store was made.
 func (c *CachedStore) Lookup(r *http.Request) (sess *Session, cached bool, err error) {
-	key, ok := c.key(r)
+	return c.LookupCookies(r, AppendCookies(nil, r.Header))
+}
+
+// LookupCookies is Lookup from the request's cookies, already split
+// (AppendCookies): the cache key and, on a miss, the store's load
+// (CookieLoader) read them, not the Cookie header again.
+func (c *CachedStore) LookupCookies(r *http.Request, cookies []Cookie) (sess *Session, cached bool, err error) {
+	key, ok := c.key(cookies)
 	if !ok {
-		sess, err = c.store.Load(r) // no cookie of the store's: it says why
+		sess, err = LoadWith(c.store, r, cookies) // no cookie of the store's: it says why
 		return sess, false, err
 	}
 	now := c.now()
@@ -184,7 +190,7 @@ func (c *CachedStore) Lookup(r *http.Request) (sess *Session, cached bool, err e
 	c.mu.RUnlock()
 	if !on {
 		c.bypassed.Add(1)
-		sess, err = c.store.Load(r)
+		sess, err = LoadWith(c.store, r, cookies)
 		return sess, false, err
 	}
 	if hit && now.Before(e.until) && !e.sess.Expired(now) {
@@ -192,7 +198,7 @@ func (c *CachedStore) Lookup(r *http.Request) (sess *Session, cached bool, err e
 		return e.sess, true, nil
 	}
 	c.misses.Add(1)
-	sess, err = c.store.Load(r)
+	sess, err = LoadWith(c.store, r, cookies)
 	if err == nil {
 		c.put(key, sess, gen, now)
 	}
@@ -330,20 +336,16 @@ func (c *CachedStore) Stats() CacheStats {
 // key returns the SHA-256 of the request's cookies that the store owns,
 // each "name=value" exactly as sent and in order, and false when there are
 // none.
-func (c *CachedStore) key(r *http.Request) (cacheKey, bool) {
+func (c *CachedStore) key(cookies []Cookie) (cacheKey, bool) {
 	if c.owner == nil {
 		return cacheKey{}, false
 	}
 	bp := c.bufs.Get().(*[]byte)
 	b := (*bp)[:0]
-	for _, line := range r.Header["Cookie"] {
-		for part := range strings.SplitSeq(line, ";") {
-			part = strings.TrimSpace(part)
-			name, _, _ := strings.Cut(part, "=")
-			if name = strings.TrimSpace(name); name != "" && c.owner.Owns(name) {
-				b = append(b, part...)
-				b = append(b, ';')
-			}
+	for _, ck := range cookies {
+		if c.owner.Owns(ck.Name) {
+			b = append(b, ck.Part...)
+			b = append(b, ';')
 		}
 	}
 	var key cacheKey
@@ -360,7 +362,7 @@ func (c *CachedStore) key(r *http.Request) (cacheKey, bool) {
 // and, when it is cached (or, if load, when the store opens it), its ID.
 func (c *CachedStore) requestInvalidation(r *http.Request, load bool) invalidation {
 	var inv invalidation
-	key, ok := c.key(r)
+	key, ok := c.key(AppendCookies(nil, r.Header))
 	if !ok {
 		return inv
 	}

@@ -112,7 +112,13 @@ func (s *CookieStore) Owns(cookieName string) bool {
 // cookie, too old for the Codec, or a session past its ExpiresAt) gives an
 // error wrapping ErrNotFound and a nil session.
 func (s *CookieStore) Load(r *http.Request) (*Session, error) {
-	value, err := s.sealedValue(r)
+	return s.LoadCookies(r, AppendCookies(nil, r.Header))
+}
+
+// LoadCookies implements CookieLoader: Load from the request's cookies,
+// already split.
+func (s *CookieStore) LoadCookies(_ *http.Request, cookies []Cookie) (*Session, error) {
+	value, err := s.sealedValue(cookies)
 	if err != nil {
 		return nil, err
 	}
@@ -128,11 +134,11 @@ func (s *CookieStore) Load(r *http.Request) (*Session, error) {
 
 // sealedValue returns the sealed session the request carries: the bare
 // cookie's value, or else the chunks Name_0, Name_1, … joined.
-func (s *CookieStore) sealedValue(r *http.Request) (string, error) {
+func (s *CookieStore) sealedValue(cookies []Cookie) (string, error) {
 	chunks := make([]string, s.opts.MaxChunks+1)
 	var bare string
 	hasBare := false
-	for _, c := range r.Cookies() {
+	for _, c := range cookies {
 		if c.Name == s.opts.Name {
 			// An empty value is what Clear leaves behind in a browser
 			// that has not dropped the cookie yet: not a session.

@@ -203,7 +203,13 @@ func WithRevocation(store Store, list *RevocationList) *RevocableStore {
 // Load returns the wrapped store's session unless it has been revoked, in
 // which case the error wraps ErrNotFound.
 func (s *RevocableStore) Load(r *http.Request) (*Session, error) {
-	sess, err := s.store.Load(r)
+	return s.LoadCookies(r, AppendCookies(nil, r.Header))
+}
+
+// LoadCookies implements CookieLoader: Load from the request's cookies,
+// already split.
+func (s *RevocableStore) LoadCookies(r *http.Request, cookies []Cookie) (*Session, error) {
+	sess, err := LoadWith(s.store, r, cookies)
 	if err != nil {
 		return nil, err
 	}

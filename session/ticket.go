@@ -102,7 +102,13 @@ func (s *TicketStore) Ping(ctx context.Context) error {
 // wrap ErrNotFound: the caller should answer 503, not ask the user to sign
 // in again.
 func (s *TicketStore) Load(r *http.Request) (*Session, error) {
-	t, err := s.ticket(r)
+	return s.LoadCookies(r, AppendCookies(nil, r.Header))
+}
+
+// LoadCookies implements CookieLoader: Load from the request's cookies,
+// already split.
+func (s *TicketStore) LoadCookies(r *http.Request, cookies []Cookie) (*Session, error) {
+	t, err := s.ticket(cookies)
 	if err != nil {
 		return nil, err
 	}
@@ -118,9 +124,9 @@ func (s *TicketStore) Load(r *http.Request) (*Session, error) {
 
 // ticket returns the ticket in the request's cookie, or an error wrapping
 // ErrNotFound.
-func (s *TicketStore) ticket(r *http.Request) (*ticket, error) {
+func (s *TicketStore) ticket(cookies []Cookie) (*ticket, error) {
 	var value string
-	for _, c := range r.Cookies() {
+	for _, c := range cookies {
 		// Of duplicates, the first is the most specific; an empty value
 		// is what Clear leaves in a browser that has not dropped it yet.
 		if c.Name == s.name && c.Value != "" {
@@ -202,7 +208,7 @@ func (s *TicketStore) Save(w http.ResponseWriter, r *http.Request, sess *Session
 	}
 	ctx := r.Context()
 
-	old, err := s.ticket(r)
+	old, err := s.ticket(AppendCookies(nil, r.Header))
 	if err != nil {
 		old = nil // no valid ticket: nothing to update or delete
 	}
@@ -360,7 +366,7 @@ func (s *TicketStore) remove(ctx context.Context, id string, sess *Session) erro
 func (s *TicketStore) Clear(w http.ResponseWriter, r *http.Request) error {
 	http.SetCookie(w, s.cookies.expired(s.name))
 	s.cookies.expireCarried(w, r, func(name string) bool { return name == s.name })
-	t, err := s.ticket(r)
+	t, err := s.ticket(AppendCookies(nil, r.Header))
 	if err != nil {
 		return nil // nothing to delete
 	}

@@ -31,7 +31,7 @@ func cookieBytes(c *http.Cookie) int { return len(c.Name) + 1 + len(c.Value) }
 // ticketOf returns the ticket the request carries.
 func ticketOf(t testing.TB, s *TicketStore, r *http.Request) *ticket {
 	t.Helper()
-	tk, err := s.ticket(r)
+	tk, err := s.ticket(AppendCookies(nil, r.Header))
 	if err != nil {
 		t.Fatalf("no valid ticket in the request: %v", err)
 	}
