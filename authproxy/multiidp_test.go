@@ -405,3 +405,34 @@ func TestWrongIdPPageAndJWT(t *testing.T) {
 		t.Errorf("JWT idp claims %v", subs)
 	}
 }
+
+// TestSessionFollowsItsIdP: a partner session refreshes at the partner's
+// token endpoint (never the default's), and signs out at the partner's
+// end-session endpoint with the partner's ID token as the hint.
+func TestSessionFollowsItsIdP(t *testing.T) {
+	e := newMultiEnv(t)
+	partner := e.others["partners"]
+	partner.mu.Lock()
+	partner.expiresIn = 30 // inside the refresh margin: the next request refreshes
+	partner.mu.Unlock()
+	c := e.browser()
+	fromUpstream(t, e.signInAt(t, c, partner, "/oauth2/start?idp=partners&rd=%2Fportal%2F"))
+	refreshes := func() int {
+		partner.mu.Lock()
+		defer partner.mu.Unlock()
+		return partner.refreshCalls
+	}
+	staffTokens, before := e.idp.tokenCallCount(), refreshes()
+	fromUpstream(t, e.navigate(t, c, "/portal/again"))
+	if refreshes() != before+1 || e.idp.tokenCallCount() != staffTokens {
+		t.Errorf("refreshes at the partner %d → %d (want one more); the default's token calls %d → %d (want none)", before, refreshes(), staffTokens, e.idp.tokenCallCount())
+	}
+	r := e.navigate(t, noFollow(c), signOutPath)
+	loc, _ := url.Parse(r.Header.Get("Location"))
+	if r.Status != http.StatusFound || loc == nil || !strings.HasPrefix(loc.String(), partner.URL()+"/logout?") {
+		t.Fatalf("sign-out: %d to %q, want the partner's end-session endpoint", r.Status, r.Header.Get("Location"))
+	}
+	if q := loc.Query(); q.Get("client_id") != "client-partners" || q.Get("id_token_hint") != partner.lastIDToken() {
+		t.Errorf("end-session query %v: want the partner's client id and its last ID token", q)
+	}
+}
