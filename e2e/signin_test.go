@@ -16,6 +16,7 @@ type whoami struct {
 	Email             string              `json:"X-Forwarded-Email"`
 	PreferredUsername string              `json:"X-Forwarded-Preferred-Username"`
 	Groups            string              `json:"X-Forwarded-Groups"`
+	IdP               string              `json:"X-Forwarded-Idp"`
 	AccessToken       bool                `json:"X-Forwarded-Access-Token-Present"`
 	ForwardedFor      string              `json:"X-Forwarded-For"`
 	ForwardedProto    string              `json:"X-Forwarded-Proto"`

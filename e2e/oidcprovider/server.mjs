@@ -11,6 +11,17 @@
 //   OP_REDIRECT_URIS               comma list of redirect_uris (required to sign in)
 //   OP_POST_LOGOUT_REDIRECT_URIS   comma list of post_logout_redirect_uris
 //   OP_BACKCHANNEL_LOGOUT_URI      the client's backchannel_logout_uri (session required: sid is sent)
+//   OP_BACKCHANNEL_LOGOUT_SESSION_REQUIRED  "true" (default): backchannel_logout_session_required, ID
+//                                  tokens and logout tokens carry sid; "false": they carry none, so a
+//                                  logout token names the user by sub alone
+//   OP_EXTRA_USERS                 comma list of further logins (sub = preferred_username = the login),
+//                                  with neither email nor groups: e.g. another provider's sub, so that
+//                                  a test can have two providers' users share one
+//   OP_CLIENT_CREDENTIALS_RESOURCE a resource indicator (RFC 8707), e.g. https://api.example/: the client
+//                                  may then use the client_credentials grant with resource=<it>, which
+//                                  issues a JWT access token (RFC 9068: typ at+jwt, aud = the resource,
+//                                  sub = the client id, scope "api" if asked for)
+//   OP_CLIENT_CREDENTIALS_GROUPS   comma list put in those JWTs' groups claim
 //   OP_ACCESS_TOKEN_TTL            access token lifetime, seconds (default 3600)
 //   OP_ID_TOKEN_TTL                ID token lifetime, seconds (default 3600)
 //   OP_REFRESH_TOKEN_TTL           refresh token lifetime, seconds (default 86400)
@@ -41,6 +52,7 @@
 // Users (any password is accepted: these are oidc-provider's development interactions):
 //   ada     ada@example.com    groups [admins staff]   $OP_GROUPS_CLAIM [ops:admins ops:staff]   roles [admin user]
 //   grace   grace@example.org  groups [staff]          $OP_GROUPS_CLAIM [ops:staff]              roles [user]
+//   and each OP_EXTRA_USERS login, with only sub and preferred_username.
 // The namespaced groups differ from `groups` on purpose, so that a test can tell which claim was read.
 //
 // Pages the browser meets (oidc-provider 9 devInteractions and rpInitiatedLogout):
@@ -78,7 +90,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
 
-import Provider from 'oidc-provider';
+import Provider, { errors } from 'oidc-provider';
 
 const env = process.env;
 
@@ -106,8 +118,8 @@ function seconds(name, def) {
   return n;
 }
 
-function bool(name) {
-  const raw = env[name] || 'false';
+function bool(name, def = 'false') {
+  const raw = env[name] || def;
   if (raw !== 'true' && raw !== 'false') {
     console.error(`oidcprovider: ${name}=${raw} is neither true nor false`);
     process.exit(2);
@@ -133,7 +145,8 @@ const ttl = {
   refreshToken: seconds('OP_REFRESH_TOKEN_TTL', 86400),
 };
 
-const users = {
+const users = Object.create(null);
+Object.assign(users, {
   ada: {
     email: 'ada@example.com',
     name: 'Ada Lovelace',
@@ -148,7 +161,14 @@ const users = {
     namespacedGroups: ['ops:staff'],
     roles: ['user'],
   },
-};
+});
+for (const login of list('OP_EXTRA_USERS')) {
+  if (Object.hasOwn(users, login)) {
+    console.error(`oidcprovider: OP_EXTRA_USERS: ${login} is already a user`);
+    process.exit(2);
+  }
+  users[login] = { extra: true };
+}
 
 async function findAccount(ctx, id) {
   const u = Object.hasOwn(users, id) ? users[id] : undefined;
@@ -156,6 +176,7 @@ async function findAccount(ctx, id) {
   return {
     accountId: id, // becomes sub
     async claims() {
+      if (u.extra) return { sub: id, preferred_username: id };
       return {
         sub: id,
         email: u.email,
@@ -173,6 +194,10 @@ async function findAccount(ctx, id) {
 // A fresh signing key per start: nothing on disk, and the tests never need the same one twice.
 const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
 const jwk = { ...privateKey.export({ format: 'jwk' }), kid: crypto.randomUUID(), use: 'sig', alg: 'RS256' };
+
+const sessionRequired = bool('OP_BACKCHANNEL_LOGOUT_SESSION_REQUIRED', 'true');
+const ccResource = env.OP_CLIENT_CREDENTIALS_RESOURCE || '';
+const ccGroups = list('OP_CLIENT_CREDENTIALS_GROUPS');
 
 const clientAuth = env.OP_CLIENT_AUTH || '';
 if (!['', 'private_key_jwt', 'tls_client_auth'].includes(clientAuth)) {
@@ -213,11 +238,11 @@ const client = {
   redirect_uris: list('OP_REDIRECT_URIS'),
   post_logout_redirect_uris: list('OP_POST_LOGOUT_REDIRECT_URIS'),
   response_types: ['code'],
-  grant_types: ['authorization_code', 'refresh_token'],
+  grant_types: ['authorization_code', 'refresh_token', ...(ccResource ? ['client_credentials'] : [])],
   scope: 'openid email profile groups roles offline_access',
   ...clientAuthentication(),
   ...(env.OP_BACKCHANNEL_LOGOUT_URI
-    ? { backchannel_logout_uri: env.OP_BACKCHANNEL_LOGOUT_URI, backchannel_logout_session_required: true }
+    ? { backchannel_logout_uri: env.OP_BACKCHANNEL_LOGOUT_URI, backchannel_logout_session_required: sessionRequired }
     : {}),
 };
 
@@ -247,6 +272,19 @@ const configuration = {
     rpInitiatedLogout: { enabled: true },
     backchannelLogout: { enabled: true },
     revocation: { enabled: true },
+    ...(ccResource ? {
+      clientCredentials: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        // Only a request that names the resource gets it: the code flow's access tokens stay
+        // opaque, for the userinfo endpoint, as without this feature.
+        defaultResource: () => undefined,
+        getResourceServerInfo: (ctx, resource) => {
+          if (resource !== ccResource) throw new errors.InvalidTarget();
+          return { scope: 'api', audience: ccResource, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } };
+        },
+      },
+    } : {}),
     ...(mtls ? {
       mTLS: {
         enabled: true,
@@ -298,6 +336,9 @@ const configuration = {
   // loopback has none): a test that waits out OP_ACCESS_TOKEN_TTL then sees them rejected.
   clockTolerance: 0,
   clientBasedCORS: () => false,
+  ...(ccGroups.length ? {
+    extraTokenClaims: (ctx, token) => (token.kind === 'ClientCredentials' ? { groups: ccGroups } : undefined),
+  } : {}),
   // oidc-provider 9 sends its own requests through a dispatcher that refuses special-use
   // addresses (loopback included), which would stop the back-channel logout POST to the test's
   // proxy. Drop that dispatcher, but refuse anything that is not loopback: no outbound requests.

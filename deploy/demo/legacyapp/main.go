@@ -36,6 +36,7 @@ type whoami struct {
 	Email             string `json:"X-Forwarded-Email"`
 	PreferredUsername string `json:"X-Forwarded-Preferred-Username"`
 	Groups            string `json:"X-Forwarded-Groups"`
+	IdP               string `json:"X-Forwarded-Idp"` // with several IdPs, the one the user signed in at
 	AccessToken       bool   `json:"X-Forwarded-Access-Token-Present"`
 	ForwardedFor      string `json:"X-Forwarded-For"`
 	ForwardedProto    string `json:"X-Forwarded-Proto"`
@@ -59,6 +60,7 @@ func newWhoami(r *http.Request) whoami {
 		Email:             r.Header.Get("X-Forwarded-Email"),
 		PreferredUsername: r.Header.Get("X-Forwarded-Preferred-Username"),
 		Groups:            r.Header.Get("X-Forwarded-Groups"),
+		IdP:               r.Header.Get("X-Forwarded-Idp"),
 		AccessToken:       r.Header.Get("X-Forwarded-Access-Token") != "",
 		ForwardedFor:      r.Header.Get("X-Forwarded-For"),
 		ForwardedProto:    r.Header.Get("X-Forwarded-Proto"),
@@ -108,6 +110,7 @@ var page = template.Must(template.New("page").Parse(`<!doctype html>
 <tr><th>X-Forwarded-Email</th><td id="email">{{.Email}}</td></tr>
 <tr><th>X-Forwarded-Preferred-Username</th><td id="preferred-username">{{.PreferredUsername}}</td></tr>
 <tr><th>X-Forwarded-Groups</th><td><ul id="groups">{{range .GroupList}}<li>{{.}}</li>{{end}}</ul></td></tr>
+<tr><th>X-Forwarded-Idp</th><td id="idp">{{.IdP}}</td></tr>
 <tr><th>X-Forwarded-Access-Token</th><td id="access-token">{{if .AccessToken}}present (not shown){{else}}absent{{end}}</td></tr>
 <tr><th>X-Forwarded-For</th><td id="forwarded-for">{{.ForwardedFor}}</td></tr>
 <tr><th>X-Forwarded-Proto</th><td id="forwarded-proto">{{.ForwardedProto}}</td></tr>

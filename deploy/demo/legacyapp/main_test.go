@@ -15,6 +15,7 @@ func identityRequest(target string) *http.Request {
 	r.Header.Set("X-Forwarded-User", "u1")
 	r.Header.Set("X-Forwarded-Email", "<b>alice</b>@example.com")
 	r.Header.Set("X-Forwarded-Groups", "admins,staff")
+	r.Header.Set("X-Forwarded-Idp", "<partners>")
 	r.Header.Set("X-Forwarded-Access-Token", "secret-token")
 	r.Header["x_forwarded_user"] = []string{"evil"}
 	r.Header.Set("Cookie", "b=1; a=2")
@@ -30,6 +31,7 @@ func TestPage(t *testing.T) {
 	}{
 		{"email escaped", `<td id="email">&lt;b&gt;alice&lt;/b&gt;@example.com</td>`},
 		{"groups listed", `<ul id="groups"><li>admins</li><li>staff</li></ul>`},
+		{"IdP escaped", `<td id="idp">&lt;partners&gt;</td>`},
 		{"token only said to be present", `<td id="access-token">present (not shown)</td>`},
 		{"cookie names", `<td id="cookies">a, b</td>`},
 		{"path", `<td id="path">/some/page</td>`},
@@ -59,7 +61,7 @@ func TestWhoami(t *testing.T) {
 	if err := json.Unmarshal(rec.Body.Bytes(), &w); err != nil {
 		t.Fatal(err)
 	}
-	if w.User != "u1" || w.Groups != "admins,staff" || !w.AccessToken || w.Query != "q=1" || !slices.Equal(w.Cookies, []string{"a", "b"}) {
+	if w.User != "u1" || w.Groups != "admins,staff" || !w.AccessToken || w.Query != "q=1" || w.IdP != "<partners>" || !slices.Equal(w.Cookies, []string{"a", "b"}) {
 		t.Errorf("whoami = %+v", w)
 	}
 	if got := w.IdentityHeaders["x_forwarded_user"]; !slices.Equal(got, []string{"evil"}) {
