@@ -19,10 +19,10 @@ import (
 // token), whose user the matched rule (with the allow-lists, which are part
 // of the policy) then judges. Without one, a browser navigation is sent to
 // sign in and any other request gets 401.
-func (s *Server) protect(w http.ResponseWriter, r *http.Request) {
-	clean, ok := s.cleanRequest(w, r)
-	if !ok {
-		return
+func (s *Server) protect(w http.ResponseWriter, r *http.Request) error {
+	clean, err := s.cleanRequest(r)
+	if err != nil {
+		return err
 	}
 	pol := s.current(r.Context()).policy
 	rule := pol.Match(r.Method, clean)
@@ -32,12 +32,12 @@ func (s *Server) protect(w http.ResponseWriter, r *http.Request) {
 	if rule.Public() {
 		setOutcome(r, outcomePublic, "")
 		s.serveUpstream(w, r)
-		return
+		return nil
 	}
 
-	sess, answered, err := s.identify(w, r)
-	if answered {
-		return
+	sess, err := s.identify(w, r)
+	if bad := (*answer)(nil); errors.As(err, &bad) {
+		return err // a refused bearer token
 	}
 	if sess != nil && s.idps.several() {
 		infoFrom(r.Context()).idp = s.idps.nameOf(sess)
@@ -49,16 +49,18 @@ func (s *Server) protect(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case errors.Is(err, session.ErrNotFound):
-		s.unauthenticated(w, r, pol, rule)
-		return
+		return s.unauthenticated(w, r, pol, rule)
 	case err != nil:
-		s.storeUnavailable(w, r, err)
-		return
+		return s.storeUnavailable(r, err, templates.Page{
+			Status:  http.StatusServiceUnavailable,
+			Title:   "Sign-in is unavailable",
+			Message: "authproxy could not read your session right now.",
+			Hint:    "Try again in a moment.",
+		})
 	}
 	if d := s.judge(pol, rule, r.Method, clean, sess); !d.Allow {
 		setOutcome(r, outcomeForbidden, sess.User)
-		s.forbidden(w, r, forbiddenMessage(d.Cause))
-		return
+		return forbidden(forbiddenMessage(d.Cause))
 	}
 	setOutcome(r, outcomeProxied, sess.User)
 	ctx := withSession(r.Context(), sess)
@@ -71,6 +73,7 @@ func (s *Server) protect(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.serveUpstream(w, r.WithContext(ctx))
+	return nil
 }
 
 // serveUpstream proxies r, lifting the read deadline set for authproxy's own
@@ -81,36 +84,33 @@ func (s *Server) serveUpstream(w http.ResponseWriter, r *http.Request) {
 }
 
 // identify returns who makes the request: an API client's verified bearer
-// token, or the browser's session. answered is true when it has already
-// answered the request (a refused bearer token: 401).
-func (s *Server) identify(w http.ResponseWriter, r *http.Request) (sess *session.Session, answered bool, err error) {
+// token, or the browser's session. A refused bearer token's error is its
+// 401 answer (badBearer).
+func (s *Server) identify(w http.ResponseWriter, r *http.Request) (*session.Session, error) {
 	tok, ok := bearerToken(r)
 	if !ok {
-		sess, err = s.session(w, r)
-		return sess, false, err
+		return s.session(w, r)
 	}
-	sess, err = s.bearerSession(r, tok)
+	sess, err := s.bearerSession(r, tok)
 	if errors.Is(err, errBadBearer) {
-		s.badBearer(w, r, err)
-		return nil, true, err
+		return nil, badBearer(r, err)
 	}
-	return sess, false, err
+	return sess, err
 }
 
 // cleanRequest refuses (400) a request whose method or path an upstream
 // could read differently than the policy does, and returns the cleaned path
 // the policy matches. When only repeated slashes differ, the request is
 // forwarded with the cleaned path.
-func (s *Server) cleanRequest(w http.ResponseWriter, r *http.Request) (string, bool) {
+func (s *Server) cleanRequest(r *http.Request) (string, error) {
 	clean, err := policy.CleanPath(r.URL.EscapedPath())
 	if err != nil || !policy.ValidMethod(r.Method) || r.URL.Opaque != "" {
 		setOutcome(r, outcomeBadRequest, "")
-		s.page(w, r, templates.Page{
+		return "", pageAnswer(templates.Page{
 			Status:  http.StatusBadRequest,
 			Title:   "This address is not valid",
 			Message: "The request's method or path contains encoded slashes or dots, backslashes, dot segments or control characters, which authproxy does not pass on.",
 		})
-		return "", false
 	}
 	if esc := r.URL.EscapedPath(); strings.Contains(esc, "//") {
 		// Forward the path the policy matched: an upstream might read
@@ -121,7 +121,7 @@ func (s *Server) cleanRequest(w http.ResponseWriter, r *http.Request) (string, b
 		}
 		r.URL.Path, r.URL.RawPath = clean, esc
 	}
-	return clean, true
+	return clean, nil
 }
 
 // judge returns what rule of pol, matched for this method and cleaned path
@@ -236,25 +236,14 @@ const idleTouchEvery = time.Minute
 // takes seconds, so clients should try again soon.
 const storeRetryAfter = "5"
 
-// storeUnavailable answers when the session store failed: 503 with
-// Retry-After, never a redirect to sign in (which would loop while the store
-// is down).
-func (s *Server) storeUnavailable(w http.ResponseWriter, r *http.Request, err error) {
-	s.storeFailed(w, r, err)
-	s.page(w, r, templates.Page{
-		Status:  http.StatusServiceUnavailable,
-		Title:   "Sign-in is unavailable",
-		Message: "authproxy could not read your session right now.",
-		Hint:    "Try again in a moment.",
-	})
-}
-
-// storeFailed logs a session store failure, throttled (the first at once,
-// then a line every few seconds with the count: while the store is down
-// every request fails), and sets Retry-After on the answer to come.
-func (s *Server) storeFailed(w http.ResponseWriter, r *http.Request, err error) {
-	s.storeFailures.failed(err, "path", r.URL.Path)
-	w.Header().Set("Retry-After", storeRetryAfter)
+// storeUnavailable is the answer p (a 503 page) to r when the session
+// store failed with err: with Retry-After, never a redirect to sign in
+// (which would loop while the store is down), and logged throttled (the
+// first at once, then a line every few seconds with the count: while the
+// store is down every request fails).
+func (s *Server) storeUnavailable(r *http.Request, err error, p templates.Page) *answer {
+	return &answer{page: p, throttle: s.storeFailures, attrs: []any{"path", r.URL.Path}, cause: err,
+		header: map[string]string{"Retry-After": storeRetryAfter}}
 }
 
 // unauthenticated answers a request without a session, to which rule of
@@ -263,21 +252,19 @@ func (s *Server) storeFailed(w http.ResponseWriter, r *http.Request, err error) 
 // after sign-in (a sign-in start, so within AUTHPROXY_SIGNIN_RATE_LIMIT);
 // anything else (fetch, XHR, API clients, non-GET) gets a 401 JSON body,
 // never a redirect; with several IdPs it names those the rule accepts.
-func (s *Server) unauthenticated(w http.ResponseWriter, r *http.Request, pol *policy.Policy, rule *policy.Rule) {
+func (s *Server) unauthenticated(w http.ResponseWriter, r *http.Request, pol *policy.Policy, rule *policy.Rule) error {
 	if !isNavigation(r) {
 		setOutcome(r, outcomeUnauth, "")
 		if !s.idps.several() {
-			writeJSON(w, http.StatusUnauthorized, unauthorizedBody)
-			return
+			return jsonAnswer(http.StatusUnauthorized, unauthorizedBody)
 		}
-		writeJSON(w, http.StatusUnauthorized, unauthorizedIdPs{Error: "unauthorized", Message: "sign-in required", IdPs: s.accepted(pol, rule, s.idps.list)})
-		return
+		return jsonAnswer(http.StatusUnauthorized, unauthorizedIdPs{Error: "unauthorized", Message: "sign-in required", IdPs: s.accepted(pol, rule, s.idps.list)})
 	}
-	if !s.allow(w, r, s.limits.start) {
-		return
+	if err := s.allow(r, s.limits.start); err != nil {
+		return err
 	}
 	setOutcome(r, outcomeSignIn, "")
-	s.signIn(w, r, r.URL.RequestURI(), s.acceptedIdPs(pol, rule, s.idps.browsers))
+	return s.signIn(w, r, r.URL.RequestURI(), s.acceptedIdPs(pol, rule, s.idps.browsers))
 }
 
 // unauthorizedIdPs is the 401 body with several IdPs: the names of those
@@ -367,10 +354,10 @@ func forbiddenMessage(c policy.Cause) string {
 	return msgNotAllowed
 }
 
-// forbidden renders the 403 page for a signed-in user who may not pass,
-// with one of the msg* messages.
-func (s *Server) forbidden(w http.ResponseWriter, r *http.Request, msg string) {
-	s.page(w, r, templates.Page{
+// forbidden is the 403 page for a signed-in user who may not pass, with
+// one of the msg* messages.
+func forbidden(msg string) *answer {
+	return pageAnswer(templates.Page{
 		Status:   http.StatusForbidden,
 		Title:    "Access denied",
 		Message:  msg,
@@ -378,17 +365,4 @@ func (s *Server) forbidden(w http.ResponseWriter, r *http.Request, msg string) {
 		Link:     signOutPath,
 		LinkText: "Sign out",
 	})
-}
-
-// page renders an authproxy page to a browser, or a small JSON error to any
-// other client.
-func (s *Server) page(w http.ResponseWriter, r *http.Request, p templates.Page) {
-	p.RequestID = infoFrom(r.Context()).id
-	if !acceptsHTML(r) {
-		writeJSON(w, p.Status, map[string]string{"error": strings.ToLower(strings.ReplaceAll(http.StatusText(p.Status), " ", "_")), "message": p.Message})
-		return
-	}
-	if err := s.pages.Render(w, templates.ErrorPage, p); err != nil {
-		s.log.Error("rendering page failed", "err", err)
-	}
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -105,10 +106,10 @@ func (s *Server) bearerSession(r *http.Request, raw string) (*session.Session, e
 	return sess, nil
 }
 
-// badBearer answers a refused bearer token (RFC 6750 section 3).
-func (s *Server) badBearer(w http.ResponseWriter, r *http.Request, err error) {
-	s.log.Info("bearer token refused", "event", "denied", "reason", "invalid bearer token", "err", err, "path", r.URL.Path)
+// badBearer is the answer to a refused bearer token (RFC 6750 section 3).
+func badBearer(r *http.Request, err error) *answer {
 	setOutcome(r, outcomeUnauth, "")
-	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-	writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token", "message": "the bearer token is not valid"})
+	return jsonAnswer(http.StatusUnauthorized, map[string]string{"error": "invalid_token", "message": "the bearer token is not valid"}).
+		with("WWW-Authenticate", `Bearer error="invalid_token"`).
+		logged(slog.LevelInfo, "bearer token refused", err, "event", "denied", "reason", "invalid bearer token", "path", r.URL.Path)
 }

@@ -30,13 +30,12 @@ func (s *Server) limitHeaderBlock(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if headerBlockSize(r) > maxHeaderBytes {
 			setOutcome(r, outcomeBadRequest, "")
-			w.Header().Set("Connection", "close")
-			s.page(w, r, templates.Page{
+			s.answer(w, r, pageAnswer(templates.Page{
 				Status:  http.StatusRequestHeaderFieldsTooLarge,
 				Title:   "Request headers too large",
 				Message: "The request's headers (cookies included) are larger than authproxy accepts (64 KiB).",
 				Hint:    "Clearing this site's cookies usually helps.",
-			})
+			}).with("Connection", "close"))
 			return
 		}
 		next.ServeHTTP(w, r)

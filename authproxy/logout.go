@@ -3,6 +3,7 @@ package authproxy
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -18,7 +19,7 @@ const maxLogoutBody = 64 << 10
 // an end_session_endpoint, sends the browser there to end the IdP's session
 // too; otherwise it returns to ?rd= (a local path, else "/"), or without rd
 // to the signed-out page.
-func (s *Server) signOut(w http.ResponseWriter, r *http.Request) {
+func (s *Server) signOut(w http.ResponseWriter, r *http.Request) error {
 	sess, err := s.store.Load(r)
 	if err != nil && !errors.Is(err, session.ErrNotFound) {
 		s.log.Warn("session store failed at sign-out; clearing the cookie anyway", "err", err)
@@ -26,9 +27,8 @@ func (s *Server) signOut(w http.ResponseWriter, r *http.Request) {
 	if err := s.store.Clear(w, r); err != nil {
 		// The browser's cookie is gone, but the store may still hold the
 		// session: say so, and let the user try again, never a 500.
-		s.storeFailed(w, r, err)
 		w.Header().Set("Cache-Control", "no-store")
-		s.page(w, r, templates.Page{
+		return s.storeUnavailable(r, err, templates.Page{
 			Status:   http.StatusServiceUnavailable,
 			Title:    "Sign-out is not complete",
 			Message:  "authproxy removed your session from this browser but could not end it on the server right now.",
@@ -36,7 +36,6 @@ func (s *Server) signOut(w http.ResponseWriter, r *http.Request) {
 			Link:     signOutPath,
 			LinkText: "Sign out again",
 		})
-		return
 	}
 	target := signedOutPath
 	if rd := r.URL.Query().Get("rd"); rd != "" {
@@ -56,6 +55,7 @@ func (s *Server) signOut(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, target, http.StatusFound)
+	return nil
 }
 
 // signedOut is the page a sign-out without rd ends on: it says the session
@@ -77,42 +77,41 @@ func (s *Server) signedOut(w http.ResponseWriter, r *http.Request) {
 // backchannelLogout implements OpenID Connect Back-Channel Logout 1.0: a
 // valid logout token ends every session it names (by sid, else by sub) and
 // closes their streams, answering 200; anything else is 400 and ends nothing.
-func (s *Server) backchannelLogout(w http.ResponseWriter, r *http.Request) {
+func (s *Server) backchannelLogout(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Cache-Control", "no-store")
 	idpLabel := "unknown" // until the token names one
-	bad := func(reason string, err error) {
+	bad := func(reason string, err error) error {
 		s.metrics.logouts.WithLabelValues("refused", idpLabel).Inc()
-		s.log.Warn("back-channel logout refused", "event", "backchannel_logout", "result", "refused", "idp", idpLabel, "reason", reason, "err", err)
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": reason})
+		return jsonAnswer(http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": reason}).
+			logged(slog.LevelWarn, "back-channel logout refused", err, "event", "backchannel_logout", "result", "refused", "idp", idpLabel, "reason", reason)
+	}
+	unavailable := func(what string, err error) error {
+		return jsonAnswer(http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable"}).
+			logged(slog.LevelError, "back-channel logout: "+what+" failed", err, "idp", idpLabel)
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxLogoutBody)
 	if err := r.ParseForm(); err != nil {
-		bad("malformed request body", err)
-		return
+		return bad("malformed request body", err)
 	}
 	raw := r.PostForm.Get("logout_token")
 	if raw == "" {
-		bad("missing logout_token", nil)
-		return
+		return bad("missing logout_token", nil)
 	}
 	// With several IdPs the token's iss picks whose keys verify it; that
 	// IdP's verifier checks iss itself, and the sessions it may end are
 	// only that IdP's (session.Scope).
 	p, err := s.idps.forToken(raw)
 	if err != nil {
-		bad("invalid logout token", err)
-		return
+		return bad("invalid logout token", err)
 	}
 	idpLabel = p.name()
 	lv, ok := p.provider.(providers.LogoutVerifier)
 	if !ok {
-		bad("back-channel logout is not supported with this provider", nil)
-		return
+		return bad("back-channel logout is not supported with this provider", nil)
 	}
 	tok, err := lv.VerifyLogoutToken(r.Context(), raw)
 	if err != nil {
-		bad("invalid logout token", err)
-		return
+		return bad("invalid logout token", err)
 	}
 	// A logout token is used once: remember its jti until it expires.
 	ttl := time.Until(tok.Expiry)
@@ -121,23 +120,19 @@ func (s *Server) backchannelLogout(w http.ResponseWriter, r *http.Request) {
 	}
 	fresh, err := s.locker.SetNX(r.Context(), "logout-jti:"+session.Scope(s.idps.sessionName(p), tok.JTI), []byte("1"), ttl+2*time.Minute)
 	if err != nil {
-		s.log.Error("back-channel logout: replay check failed", "err", err)
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable"})
-		return
+		return unavailable("replay check", err)
 	}
 	if !fresh {
-		bad("logout token replayed", nil)
-		return
+		return bad("logout token replayed", nil)
 	}
 	n, err := s.revoke(r.Context(), s.idps.sessionName(p), tok)
 	if err != nil {
-		s.log.Error("back-channel logout: revoking sessions failed", "err", err)
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable"})
-		return
+		return unavailable("revoking sessions", err)
 	}
 	s.metrics.logouts.WithLabelValues("ok", p.name()).Inc()
 	s.log.Info("back-channel logout", "event", "backchannel_logout", "result", "ok", "idp", p.name(), "sessions_ended", n)
 	w.WriteHeader(http.StatusOK)
+	return nil
 }
 
 // revoke ends the sessions a logout token from IdP idp (its session name)

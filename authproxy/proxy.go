@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"net"
 	"net/http"
@@ -235,11 +236,10 @@ func (s *Server) upstreamError(w http.ResponseWriter, r *http.Request, err error
 	if errors.As(err, &nerr) && nerr.Timeout() {
 		status = http.StatusGatewayTimeout
 	}
-	s.log.Error("upstream unavailable", "err", err, "method", r.Method, "path", r.URL.Path)
-	s.page(w, r, templates.Page{
+	s.answer(w, r, pageAnswer(templates.Page{
 		Status:  status,
 		Title:   "The application is not answering",
 		Message: "The application behind this sign-in did not answer.",
 		Hint:    "Try again in a moment. If it keeps happening, tell the people who run this site.",
-	})
+	}).logged(slog.LevelError, "upstream unavailable", err, "method", r.Method, "path", r.URL.Path))
 }

@@ -113,46 +113,44 @@ func newRateLimits(cfg *Config, m *metrics, now time.Time) rateLimits {
 }
 
 // limited wraps an endpoint's handler in its rate limit.
-func (s *Server) limited(e *endpointLimit, next http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if s.allow(w, r, e) {
-			next(w, r)
+func (s *Server) limited(e *endpointLimit, next handler) handler {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if err := s.allow(r, e); err != nil {
+			return err
 		}
+		return next(w, r)
 	}
 }
 
-// allow spends one of the client's tokens for endpoint e and reports
-// whether the request may go on. When it may not, allow has answered 429
-// with Retry-After: a page for a browser, JSON for anything else.
-func (s *Server) allow(w http.ResponseWriter, r *http.Request, e *endpointLimit) bool {
+// allow spends one of the client's tokens for endpoint e and returns nil
+// when the request may go on, else its 429 answer with Retry-After: a page
+// for a browser, JSON for anything else.
+func (s *Server) allow(r *http.Request, e *endpointLimit) error {
 	if e.table == nil {
-		return true
+		return nil
 	}
 	addr := s.trusted.clientAddr(r)
 	now := s.now()
 	ok, retry, logDue := e.table.take(rateKeyOf(addr), now)
 	if ok {
-		return true
+		return nil
 	}
 	secs := max(1, int((retry+time.Second-1)/time.Second))
 	e.limited.Inc()
 	setOutcome(r, outcomeRateLimited, "")
 	s.auditRateLimited(r, e, addr, secs, logDue, now)
-	w.Header().Set("Retry-After", strconv.Itoa(secs))
 	if e.json {
-		writeJSON(w, http.StatusTooManyRequests, map[string]string{
+		return jsonAnswer(http.StatusTooManyRequests, map[string]string{
 			"error":             "too_many_requests",
 			"error_description": fmt.Sprintf("too many requests from this address; retry after %d seconds", secs),
-		})
-		return false
+		}).with("Retry-After", strconv.Itoa(secs))
 	}
-	s.page(w, r, templates.Page{
+	return pageAnswer(templates.Page{
 		Status:  http.StatusTooManyRequests,
 		Title:   "Too many sign-in attempts",
 		Message: "Sign-in was started too often from your network in a short time, so authproxy is pausing it.",
 		Hint:    "Try again in " + inWords(secs) + ".",
-	})
-	return false
+	}).with("Retry-After", strconv.Itoa(secs))
 }
 
 // inWords says a number of seconds as a person would.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/authproxy/authproxy/policy"
 	"github.com/authproxy/authproxy/session"
+	"github.com/authproxy/authproxy/templates"
 )
 
 // routes is the whole route table. A header block over the limit is refused
@@ -33,7 +34,9 @@ func (s *Server) routes() http.Handler {
 			own.ServeHTTP(w, r)
 			return
 		}
-		s.protect(w, r)
+		if err := s.protect(w, r); err != nil {
+			s.answer(w, r, err)
+		}
 	})
 	return s.accessLog(s.limitHeaderBlock(s.stripIdentityHeaders(h)))
 }
@@ -61,17 +64,17 @@ func (s *Server) ownRoutes() http.Handler {
 	if s.identity != nil {
 		r.Get(jwksPath, s.identity.serveJWKS)
 	}
-	r.Get(startPath, s.limited(s.limits.start, s.start))
-	r.Get(callbackPath, s.limited(s.limits.callback, s.callback))
-	r.Get(signOutPath, s.signOut)
-	r.Post(signOutPath, s.signOut)
+	r.Get(startPath, s.handle(s.limited(s.limits.start, s.start)))
+	r.Get(callbackPath, s.handle(s.limited(s.limits.callback, s.callback)))
+	r.Get(signOutPath, s.handle(s.signOut))
+	r.Post(signOutPath, s.handle(s.signOut))
 	r.Get(signedOutPath, s.signedOut)
-	r.Get(userinfoPath, s.userinfo)
-	r.HandleFunc(authPath, s.forwardAuth)
-	r.Post(backchannelLogoutPath, s.limited(s.limits.backchannel, s.backchannelLogout))
-	r.NotFound(s.protect)
+	r.Get(userinfoPath, s.handle(s.userinfo))
+	r.HandleFunc(authPath, s.handle(s.forwardAuth))
+	r.Post(backchannelLogoutPath, s.handle(s.limited(s.limits.backchannel, s.backchannelLogout)))
+	r.NotFound(s.handle(s.protect))
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "method_not_allowed"})
+		s.answer(w, r, jsonAnswer(http.StatusMethodNotAllowed, map[string]string{"error": "method_not_allowed"}))
 	})
 	return r
 }
@@ -144,11 +147,10 @@ func (s *Server) pingStore(ctx context.Context) error {
 }
 
 // userinfo answers the signed-in user's identity as JSON, 401 without a session.
-func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
+func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) error {
 	sess, err := s.session(w, r)
 	if err != nil {
-		s.storeError(w, r, err)
-		return
+		return s.storeError(r, err)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"user":               sess.User,
@@ -157,6 +159,7 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 		"groups":             nonNil(sess.Groups),
 		"idp":                s.idps.nameOf(sess),
 	})
+	return nil
 }
 
 // forwardAuth serves nginx auth_request and Traefik ForwardAuth: 202 (with
@@ -166,7 +169,7 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 // (nginx) only when the request comes from AUTHPROXY_TRUSTED_PROXIES; then
 // the policy is applied to them. Without them only the session and the
 // global allow-lists are checked.
-func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) {
+func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) error {
 	method, uri, known := s.originalRequest(r)
 	pol := s.current(r.Context()).policy
 	clean := ""
@@ -181,8 +184,7 @@ func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) {
 		}
 		if err != nil || !policy.ValidMethod(method) {
 			setOutcome(r, outcomeBadRequest, "")
-			writeJSON(w, http.StatusForbidden, map[string]string{"error": "forbidden", "message": "ambiguous method or path"})
-			return
+			return jsonAnswer(http.StatusForbidden, map[string]string{"error": "forbidden", "message": "ambiguous method or path"})
 		}
 		rule = pol.Match(method, clean)
 		if s.tracer != nil {
@@ -191,27 +193,25 @@ func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) {
 		if rule.Public() {
 			setOutcome(r, outcomePublic, "")
 			w.WriteHeader(http.StatusAccepted)
-			return
+			return nil
 		}
 	}
-	sess, answered, err := s.identify(w, r)
-	if answered {
-		return
+	sess, err := s.identify(w, r)
+	if bad := (*answer)(nil); errors.As(err, &bad) {
+		return err // a refused bearer token
 	}
 	if err != nil {
-		s.storeError(w, r, err)
-		return
+		return s.storeError(r, err)
 	}
 	var d policy.Decision
 	if known {
 		d = s.judge(pol, rule, method, clean, sess)
 	} else if d = pol.Admit(&policy.Identity{IdP: s.idps.nameOf(sess), Email: sess.Email, Groups: sess.Groups}); !d.Allow {
-		s.log.Info("access denied", "event", "denied", "user", sess.User, "path", authPath, "reason", d.Reason)
+		s.log.Info("access denied", "event", "denied", "user", sess.User, "idp", s.idps.nameOf(sess), "path", authPath, "reason", s.reason(d, sess))
 	}
 	if !d.Allow {
 		setOutcome(r, outcomeForbidden, sess.User)
-		writeJSON(w, http.StatusForbidden, map[string]string{"error": "forbidden"})
-		return
+		return jsonAnswer(http.StatusForbidden, map[string]string{"error": "forbidden"})
 	}
 	setOutcome(r, outcomeProxied, sess.User)
 	h := w.Header()
@@ -224,6 +224,7 @@ func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) {
 		setHeader(h, "X-Auth-Request-Access-Token", sess.AccessToken)
 	}
 	w.WriteHeader(http.StatusAccepted)
+	return nil
 }
 
 // originalRequest returns the method and request URI a forward-auth
@@ -238,15 +239,15 @@ func (s *Server) originalRequest(r *http.Request) (method, uri string, known boo
 	return method, uri, uri != ""
 }
 
-// storeError answers a failed session load as JSON: 401 when there is no
-// session, 503 with Retry-After when the store itself failed.
-func (s *Server) storeError(w http.ResponseWriter, r *http.Request, err error) {
+// storeError is the JSON answer to a failed session load: 401 when there
+// is no session, 503 with Retry-After when the store itself failed.
+func (s *Server) storeError(r *http.Request, err error) *answer {
 	if errors.Is(err, session.ErrNotFound) {
-		writeJSON(w, http.StatusUnauthorized, unauthorizedBody)
-		return
+		return jsonAnswer(http.StatusUnauthorized, unauthorizedBody)
 	}
-	s.storeFailed(w, r, err)
-	writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "session_store_unavailable"})
+	a := s.storeUnavailable(r, err, templates.Page{Status: http.StatusServiceUnavailable})
+	a.json = map[string]string{"error": "session_store_unavailable"}
+	return a
 }
 
 var unauthorizedBody = map[string]string{"error": "unauthorized", "message": "sign-in required"}

@@ -21,7 +21,15 @@
 //     session and refreshed here when due), and the matched rule judges the
 //     identity; its typed cause picks the 403 page and the audit line.
 //   - The reverse proxy (rewrite) sets X-Forwarded-*, X-Real-IP and the
-//     identity headers, and strips authproxy's own cookies.
+//     identity headers, and strips authproxy's own cookies, from the
+//     cookies as the request split them once (requestCookies), which the
+//     session was loaded from.
+//   - Every answer that is not a handler's own success (an error page, a
+//     401, 403, 429 or 503) is returned by the handler as an *answer and
+//     logged and written in one place, Server.answer (answer.go).
+//   - With several IdPs (idps.go, idpset.go) the sign-in's state, the
+//     session and a token's issuer say which IdP a request is about; the
+//     policy judges the IdP with the rest of the identity.
 //
 // NewFromConfig is the one way a Server is built, for production and for
 // tests, which inject only the edges (Runtime: a fake IdP, a backend, a
