@@ -65,7 +65,7 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request, rd string, ps []
 func (s *Server) chooser(w http.ResponseWriter, r *http.Request, rd string, ps []*idp) {
 	choices := make([]templates.Choice, len(ps))
 	for i, p := range ps {
-		choices[i] = templates.Choice{Name: p.name(), DisplayName: p.cfg.DisplayName, Link: startURL(p, rd), Unavailable: p.provider.Ready() != nil}
+		choices[i] = templates.Choice{Name: p.name(), DisplayName: p.cfg.DisplayName, Link: startURL(p, rd), Unavailable: p.available() != nil}
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	err := s.pages.Render(w, templates.ChoosePage, templates.Page{
@@ -91,6 +91,9 @@ func (s *Server) beginSignIn(w http.ResponseWriter, r *http.Request, p *idp, rd 
 		Verifier: randomString(32),
 		Redirect: safeRedirect(rd),
 		IdP:      s.idps.sessionName(p),
+	}
+	if err := p.available(); err != nil {
+		return s.idpUnavailable(err) // never send a browser to an IdP known to be down
 	}
 	authURL, err := p.provider.AuthCodeURL(st.State, st.Nonce, st.Verifier)
 	if err != nil {

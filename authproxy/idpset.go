@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"sync/atomic"
 
 	"github.com/authproxy/authproxy/providers"
 	"github.com/authproxy/authproxy/session"
@@ -19,6 +20,21 @@ type idp struct {
 	// header is X-Forwarded-Idp's value, made once (len == cap, so that
 	// an Add to it copies).
 	header []string
+	// down is whether the last probe (watchIdPs, with several IdPs) found
+	// the IdP not answering.
+	down atomic.Bool
+}
+
+// available returns nil when p can serve a sign-in now: its discovery is
+// loaded and, with several IdPs, its last probe found it answering.
+func (p *idp) available() error {
+	if err := p.provider.Ready(); err != nil {
+		return err
+	}
+	if p.down.Load() {
+		return fmt.Errorf("%w: identity provider %q did not answer its last probe", providers.ErrUnavailable, p.name())
+	}
+	return nil
 }
 
 // name is the IdP's name, as sessions, rules, metrics and X-Forwarded-Idp

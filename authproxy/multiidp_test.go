@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -434,5 +435,45 @@ func TestSessionFollowsItsIdP(t *testing.T) {
 	}
 	if q := loc.Query(); q.Get("client_id") != "client-partners" || q.Get("id_token_hint") != partner.lastIDToken() {
 		t.Errorf("end-session query %v: want the partner's client id and its last ID token", q)
+	}
+}
+
+// TestIdPThatStopsIsShownDown: an IdP that stops answering after its
+// discovery is shown unavailable on the chooser and in /readyz after a
+// probe, and offered again once it answers.
+func TestIdPThatStopsIsShownDown(t *testing.T) {
+	e := newMultiEnv(t)
+	partner := e.others["partners"]
+	var partnerDown atomic.Bool
+	handler := partner.srv.Config.Handler
+	partner.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if partnerDown.Load() {
+			http.Error(w, "down", http.StatusBadGateway)
+			return
+		}
+		handler.ServeHTTP(w, r)
+	})
+	state := func() (chooser string, ready string) {
+		r := e.navigate(t, noFollow(e.browser()), "/portal/")
+		var ans readyAnswer
+		_ = json.Unmarshal([]byte(e.api(t, e.browser(), readyPath).Body), &ans)
+		return strings.Join(chooserLinks(r.Body), " "), ans.IdPs["partners"]
+	}
+	e.srv.probeIdPs(t.Context())
+	if links, ready := state(); !strings.Contains(links, "idp=partners") || ready != "ok" {
+		t.Fatalf("partner up: links %q, readyz %q", links, ready)
+	}
+	partnerDown.Store(true)
+	e.srv.probeIdPs(t.Context())
+	if links, ready := state(); strings.Contains(links, "idp=partners") || ready != "unavailable" {
+		t.Errorf("partner down: links %q (want none to it), readyz %q (want unavailable)", links, ready)
+	}
+	if got := e.navigate(t, noFollow(e.browser()), "/oauth2/start?idp=partners&rd=%2F").Status; got != http.StatusServiceUnavailable {
+		t.Errorf("sign-in at the partner while down: %d, want 503", got)
+	}
+	partnerDown.Store(false)
+	e.srv.probeIdPs(t.Context())
+	if links, ready := state(); !strings.Contains(links, "idp=partners") || ready != "ok" {
+		t.Errorf("partner back: links %q, readyz %q", links, ready)
 	}
 }

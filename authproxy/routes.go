@@ -106,7 +106,7 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	}
 	up := 0
 	for _, p := range s.idps.list {
-		err := p.provider.Ready()
+		err := p.available()
 		if err != nil {
 			s.idpNotReady.failed(err, "idp", p.name())
 		} else {

@@ -510,6 +510,9 @@ func NewFromConfig(ctx context.Context, cfg *Config, rt Runtime) (*Server, error
 	if rb, ok := backend.(*session.RedisBackend); ok {
 		go s.watchRevocations(ctx, rb)
 	}
+	if s.idps.several() {
+		go s.watchIdPs(ctx)
+	}
 	return s, nil
 }
 
