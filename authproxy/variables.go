@@ -326,11 +326,14 @@ func VariablesMarkdown() string {
 }
 
 // VariableNames returns the name of every AUTHPROXY_* variable authproxy
-// reads, in table order (secrets may also be given as NAME_FILE).
+// reads, in table order (secrets may also be given as NAME_FILE), but the
+// further IdPs' AUTHPROXY_IDP_<NAME>_* (named by AUTHPROXY_IDPS).
 func VariableNames() []string {
-	names := make([]string, len(variables))
-	for i, v := range variables {
-		names[i] = v.name
+	var names []string
+	for _, v := range variables {
+		if !v.idpOnly {
+			names = append(names, v.name)
+		}
 	}
 	return names
 }
