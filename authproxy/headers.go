@@ -185,6 +185,32 @@ func setHeader(h http.Header, name, v string) {
 	h[name] = []string{encodeHeaderValue(v)}
 }
 
+// headerValues hands out one-value header slices from one backing array,
+// so that the few headers set on every proxied request cost one
+// allocation, not one each. Each slice it gives has len == cap: an Add to
+// it copies rather than writing into the next header's value.
+type headerValues struct{ buf []string }
+
+// init makes room for the identity headers of one request.
+func (hv *headerValues) init() { hv.buf = make([]string, 0, 6) }
+
+// set sets h[name] to the single value v (name canonical), as is.
+func (hv *headerValues) set(h http.Header, name, v string) {
+	hv.buf = append(hv.buf, v)
+	n := len(hv.buf)
+	h[name] = hv.buf[n-1 : n : n]
+}
+
+// setEncoded is setHeader from hv's array: v encoded, or h[name] deleted
+// when v is empty.
+func (hv *headerValues) setEncoded(h http.Header, name, v string) {
+	if v == "" {
+		delete(h, name)
+		return
+	}
+	hv.set(h, name, encodeHeaderValue(v))
+}
+
 func encodeHeaderValue(v string) string {
 	plain := v[0] != ' ' && v[len(v)-1] != ' ' && !strings.Contains(v, "=?")
 	for i := 0; plain && i < len(v); i++ {

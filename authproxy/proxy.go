@@ -114,18 +114,22 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest, target *url.URL) {
 			delete(pr.Out.Header, h) // canonical names: no need to canonicalize
 		}
 	}
+	// The headers authproxy sets take their values from one backing array
+	// (headerValues), not a slice each.
+	var vals headerValues
+	vals.init()
 	// The client's own X-Real-IP was deleted with the identity headers.
 	if addr := s.trusted.clientAddr(pr.In); addr.IsValid() {
-		pr.Out.Header["X-Real-Ip"] = []string{addr.String()} // canonical form of X-Real-IP
+		vals.set(pr.Out.Header, "X-Real-Ip", addr.String()) // canonical form of X-Real-IP
 	}
 
 	s.removeOwnCookies(pr.In, pr.Out.Header)
 	if sess := sessionFrom(pr.In.Context()); sess != nil {
 		h := pr.Out.Header
-		setHeader(h, headerUser, sess.User)
-		setHeader(h, headerEmail, sess.Email)
-		setHeader(h, headerPreferredUsername, sess.PreferredUsername)
-		setHeader(h, headerGroups, joinGroups(sess.Groups))
+		vals.setEncoded(h, headerUser, sess.User)
+		vals.setEncoded(h, headerEmail, sess.Email)
+		vals.setEncoded(h, headerPreferredUsername, sess.PreferredUsername)
+		vals.setEncoded(h, headerGroups, joinGroups(sess.Groups))
 		if p := s.idps.get(sess.IdP); p != nil {
 			h[headerIdP] = p.header // never changed; a later Add copies it
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -132,7 +133,14 @@ func testIdPScoping(t *testing.T, kit backendKit) {
 							}
 						}
 					}
-					if err := rc.revoke(p.revoker(e).(Revoker)); err != nil {
+					err := rc.revoke(p.revoker(e).(Revoker))
+					var nerr net.Error
+					if errors.As(err, &nerr) && nerr.Timeout() {
+						// A loaded machine (a cold make test) can stall Redis past
+						// the backend's 1 s I/O timeout; a revocation is idempotent.
+						err = rc.revoke(p.revoker(e).(Revoker))
+					}
+					if err != nil {
 						t.Fatalf("revoking: %v", err)
 					}
 					for _, name := range rc.ends {
