@@ -192,7 +192,11 @@ async function findAccount(ctx, id) {
 }
 
 // A fresh signing key per start: nothing on disk, and the tests never need the same one twice.
+// Timed in the log: a start that never reached "listening" (seen twice on a loaded machine, not
+// reproduced) says here whether it got this far.
+console.log(`${new Date().toISOString()} generating the signing key`);
 const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+console.log(`${new Date().toISOString()} signing key ready`);
 const jwk = { ...privateKey.export({ format: 'jwk' }), kid: crypto.randomUUID(), use: 'sig', alg: 'RS256' };
 
 const sessionRequired = bool('OP_BACKCHANNEL_LOGOUT_SESSION_REQUIRED', 'true');
