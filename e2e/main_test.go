@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -203,6 +204,14 @@ func (s *testStack) adopt(tp *teststack.Proc) *process {
 	}()
 	s.procs = append(s.procs, p)
 	return p
+}
+
+// discard stops p, one of s's processes, and forgets it: it is no longer stopped, checked or
+// logged with the others.
+func (s *testStack) discard(p *process) {
+	_ = p.proc.Stop()
+	<-p.done
+	s.procs = slices.DeleteFunc(s.procs, func(o *process) bool { return o == p })
 }
 
 // start runs bin with args, with env added to an environment cleared of AUTHPROXY_* and LEGACYAPP_*.

@@ -406,18 +406,7 @@ func TestMultiIdP(t *testing.T) {
 
 		// Started with Dex down, the proxy keeps retrying Dex's discovery and serves the partners.
 		m.pp.restart(t)
-		deadline := time.Now().Add(40 * time.Second)
-		for {
-			resp, body := call(t, http.MethodGet, m.pp.url+"/readyz", nil, nil, nil)
-			var got readyAnswer
-			if resp.StatusCode == http.StatusOK && json.Unmarshal(body, &got) == nil && got.Status == want.Status && maps.Equal(got.IdPs, want.IdPs) {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("/readyz with Dex down: %s %s; want 200 %+v", resp.Status, body, want)
-			}
-			time.Sleep(250 * time.Millisecond)
-		}
+		waitReadyz("started with Dex down")
 		if resp, body := call(t, http.MethodGet, m.pp.url+"/admin/down", nil, http.Header{"Accept": {"text/html"}}, nil); resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "Identity provider unavailable") {
 			t.Errorf("/admin/ (staff only) with Dex down: %s %.300s; want the 503 page", resp.Status, body)
 		}

@@ -410,6 +410,7 @@ for (const event of ['server_error', 'authorization.error', 'grant.error', 'end_
   });
 }
 
+console.log(`${new Date().toISOString()} provider configured; listening`);
 const server = http.createServer(provider.callback());
 server.listen(port, '127.0.0.1', () => {
   console.log(`${new Date().toISOString()} oidc-provider listening on 127.0.0.1:${port}, issuer ${issuer}, client ${clientId}`);
