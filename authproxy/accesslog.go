@@ -24,6 +24,9 @@ type requestInfo struct {
 	cookies   []session.Cookie
 	cookieBuf [8]session.Cookie
 	parsed    bool
+	// headerBuf backs the values of the headers rewrite sets upstream
+	// (headerValues).
+	headerBuf [6]string
 	// live is the configuration the request is served with, read once as
 	// it starts (Server.current).
 	live *live

@@ -185,14 +185,11 @@ func setHeader(h http.Header, name, v string) {
 	h[name] = []string{encodeHeaderValue(v)}
 }
 
-// headerValues hands out one-value header slices from one backing array,
-// so that the few headers set on every proxied request cost one
-// allocation, not one each. Each slice it gives has len == cap: an Add to
+// headerValues hands out one-value header slices from one backing array
+// (a request's requestInfo.headerBuf), so that the few headers set on
+// every proxied request cost no allocation of their own. Each slice it gives has len == cap: an Add to
 // it copies rather than writing into the next header's value.
 type headerValues struct{ buf []string }
-
-// init makes room for the identity headers of one request.
-func (hv *headerValues) init() { hv.buf = make([]string, 0, 6) }
 
 // set sets h[name] to the single value v (name canonical), as is.
 func (hv *headerValues) set(h http.Header, name, v string) {

@@ -115,9 +115,8 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest, target *url.URL) {
 		}
 	}
 	// The headers authproxy sets take their values from one backing array
-	// (headerValues), not a slice each.
-	var vals headerValues
-	vals.init()
+	// (headerValues), not a slice each: the request's requestInfo's.
+	vals := headerValues{buf: infoFrom(pr.In.Context()).headerBuf[:0]}
 	// The client's own X-Real-IP was deleted with the identity headers.
 	if addr := s.trusted.clientAddr(pr.In); addr.IsValid() {
 		vals.set(pr.Out.Header, "X-Real-Ip", addr.String()) // canonical form of X-Real-IP
