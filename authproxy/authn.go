@@ -35,7 +35,7 @@ func (s *Server) protect(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 
-	sess, err := s.identify(w, r)
+	sess, bearer, err := s.identify(w, r)
 	if bad := (*answer)(nil); errors.As(err, &bad) {
 		return err // a refused bearer token
 	}
@@ -44,7 +44,7 @@ func (s *Server) protect(w http.ResponseWriter, r *http.Request) error {
 	}
 	// Only a verified bearer token reaches the upstream in Authorization
 	// on a route that needs a session.
-	if _, bearer := bearerToken(r); !bearer {
+	if !bearer {
 		r.Header.Del("Authorization")
 	}
 	switch {
@@ -84,18 +84,19 @@ func (s *Server) serveUpstream(w http.ResponseWriter, r *http.Request) {
 }
 
 // identify returns who makes the request: an API client's verified bearer
-// token, or the browser's session. A refused bearer token's error is its
-// 401 answer (badBearer).
-func (s *Server) identify(w http.ResponseWriter, r *http.Request) (*session.Session, error) {
-	tok, ok := bearerToken(r)
-	if !ok {
-		return s.session(w, r)
+// token (bearer is then true), or the browser's session. A refused bearer
+// token's error is its 401 answer (badBearer).
+func (s *Server) identify(w http.ResponseWriter, r *http.Request) (sess *session.Session, bearer bool, err error) {
+	tok, bearer := bearerToken(r)
+	if !bearer {
+		sess, err = s.session(w, r)
+		return sess, false, err
 	}
-	sess, err := s.bearerSession(r, tok)
+	sess, err = s.bearerSession(r, tok)
 	if errors.Is(err, errBadBearer) {
-		return nil, badBearer(r, err)
+		return nil, true, badBearer(r, err)
 	}
-	return sess, err
+	return sess, true, err
 }
 
 // cleanRequest refuses (400) a request whose method or path an upstream

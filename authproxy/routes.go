@@ -196,7 +196,7 @@ func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		}
 	}
-	sess, err := s.identify(w, r)
+	sess, _, err := s.identify(w, r)
 	if bad := (*answer)(nil); errors.As(err, &bad) {
 		return err // a refused bearer token
 	}
