@@ -20,11 +20,13 @@ var identityHeaderNames = []string{
 	"X-Forwarded-Preferred-Username",
 	"X-Forwarded-Groups",
 	"X-Forwarded-Access-Token",
+	"X-Forwarded-Idp",
 	"X-Auth-Request-User",
 	"X-Auth-Request-Email",
 	"X-Auth-Request-Groups",
 	"X-Auth-Request-Preferred-Username",
 	"X-Auth-Request-Access-Token",
+	"X-Auth-Request-Idp",
 	"X-Auth-Request-Redirect",
 	"X-Auth-Request-Anything",
 }
@@ -89,7 +91,7 @@ func looksLikeIdentity(name string) bool {
 	n := foldHeaderName(name)
 	switch n {
 	case "x-forwarded-user", "x-forwarded-email", "x-forwarded-preferred-username",
-		"x-forwarded-groups", "x-forwarded-access-token":
+		"x-forwarded-groups", "x-forwarded-access-token", "x-forwarded-idp":
 		return true
 	}
 	return strings.HasPrefix(n, "x-auth-request-")
@@ -128,6 +130,7 @@ func TestClientIdentityHeadersNeverReachUpstream(t *testing.T) {
 		"X-Forwarded-Preferred-Username": sess.PreferredUsername,
 		"X-Forwarded-Groups":             "staff,admins",
 		"X-Forwarded-Access-Token":       sess.AccessToken,
+		"X-Forwarded-Idp":                "default",
 	}
 	c := noFollow(e.browser())
 	var cases atomic.Int64
@@ -233,7 +236,7 @@ func TestIdentityHeadersRawRequest(t *testing.T) {
 	}{
 		{"signed in", "/app", cookie, map[string]string{
 			"X-Forwarded-User": "user-123", "X-Forwarded-Email": "ada@example.com",
-			"X-Forwarded-Preferred-Username": "ada", "X-Forwarded-Groups": "staff,admins",
+			"X-Forwarded-Preferred-Username": "ada", "X-Forwarded-Groups": "staff,admins", "X-Forwarded-Idp": "default",
 		}},
 		{"skip-auth route", "/public/x", "", nil},
 	} {
