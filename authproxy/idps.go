@@ -98,7 +98,7 @@ func (n namer) of(short string) string {
 // rename returns the name the table row called name has for this IdP.
 func (n namer) rename(name string) string { return n.of(strings.TrimPrefix(name, "AUTHPROXY_")) }
 
-// Label returns how problems name the IdP: "" for the default IdP, else
+// label returns how problems name the IdP: "" for the default IdP, else
 // ` (IdP "NAME")`.
 func (c *IdPConfig) label() string {
 	if c.vars == "" || c.vars == defaultVars {

@@ -45,11 +45,13 @@ func (s *Server) signOut(w http.ResponseWriter, r *http.Request) error {
 		s.refresher.forget(sess.ID)
 		n := s.streams.closeWhere(func(o *session.Session) bool { return o.ID == sess.ID })
 		s.log.Info("signed out", "event", "sign_out", "user", sess.User, "streams_closed", n)
-		if p := s.idps.get(sess.IdP); p == nil {
-			// An IdP since removed from the configuration: only ours ends.
-		} else if es, ok := p.provider.(providers.EndSessioner); ok {
-			if u := es.EndSessionURL(sess.IDToken, s.cfg.PostLogoutRedirectURL.String()); u != "" {
-				target = u
+		// The session's IdP ends its own session too, when it can; one
+		// since removed from the configuration (nil) cannot.
+		if p := s.idps.get(sess.IdP); p != nil {
+			if es, ok := p.provider.(providers.EndSessioner); ok {
+				if u := es.EndSessionURL(sess.IDToken, s.cfg.PostLogoutRedirectURL.String()); u != "" {
+					target = u
+				}
 			}
 		}
 	}

@@ -10,8 +10,12 @@ import (
 // The cross-check of AUTHPROXY_PROVIDER against the other variables, run
 // once every variable of the table (variables.go) has been parsed.
 
-// issuerHelp is AUTHPROXY_OIDC_ISSUER's help text.
-const issuerHelp = "required, except with AUTHPROXY_PROVIDER=github: the issuer URL; discovery at `<issuer>/.well-known/openid-configuration`"
+// issuerHelp is the help text of an IdP's OIDC_ISSUER, whose variables n
+// names: the table's row (the default IdP's) and the problem of a missing
+// issuer say the same.
+func issuerHelp(n namer) string {
+	return "required, except with " + n.of("PROVIDER") + "=github: the issuer URL; discovery at `<issuer>/.well-known/openid-configuration`"
+}
 
 // checkProvider checks what an IdP's AUTHPROXY_PROVIDER implies for its
 // other variables: the issuer is required except with github, each kind's
@@ -27,7 +31,7 @@ func (c *Config) checkProvider(idp *IdPConfig, failed map[string]bool) []error {
 	case idp.Provider == "github" && idp.Issuer != nil:
 		errs = append(errs, fmt.Errorf("%s: not used with %s=github; for GitHub Enterprise Server set %s", n.of("OIDC_ISSUER"), n.of("PROVIDER"), n.of("GITHUB_URL")))
 	case idp.Provider != "github" && idp.Issuer == nil && !failed[n.of("OIDC_ISSUER")]:
-		errs = append(errs, fmt.Errorf("%s: required, except with %s=github: the issuer URL; discovery at `<issuer>/.well-known/openid-configuration`", n.of("OIDC_ISSUER"), n.of("PROVIDER")))
+		errs = append(errs, fmt.Errorf("%s: %s", n.of("OIDC_ISSUER"), issuerHelp(n)))
 	}
 	for _, o := range []struct {
 		name, kind string

@@ -77,8 +77,9 @@ const (
 // are required; nil Logger discards logs, nil Now means time.Now.
 type Options struct {
 	Config *Config
-	// Provider is the default IdP's, and Providers every other IdP's of
-	// Config, by name.
+	// Provider is the default IdP's provider; Providers holds the other
+	// IdPs' of Config, by name (an entry under the default's name is
+	// Provider's place, and Provider wins).
 	Provider  providers.Provider
 	Providers map[string]providers.Provider
 	Store     session.Store
@@ -218,8 +219,11 @@ func New(opts Options) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	provs := map[string]providers.Provider{opts.Config.Name: opts.Provider}
-	maps.Copy(provs, opts.Providers)
+	provs := maps.Clone(opts.Providers)
+	if provs == nil {
+		provs = map[string]providers.Provider{}
+	}
+	provs[opts.Config.Name] = opts.Provider
 	var err error
 	if s.idps, err = newIdPSet(opts.Config, provs); err != nil {
 		return nil, err

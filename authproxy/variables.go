@@ -44,7 +44,7 @@ var variables = []variable{
 		parse: func(c *Config, v string) (err error) { c.Upstream, err = parseUpstream(v); return err }},
 	{name: "AUTHPROXY_UPSTREAM_TIMEOUT", def: "30s", help: "how long to wait for the upstream's response headers before answering 504 (streams may then run longer)",
 		parse: func(c *Config, v string) (err error) { c.UpstreamTimeout, err = parsePositiveDuration(v); return err }},
-	{name: "AUTHPROXY_OIDC_ISSUER", idp: true, help: issuerHelp,
+	{name: "AUTHPROXY_OIDC_ISSUER", idp: true, help: issuerHelp(defaultVars),
 		parse: func(c *Config, v string) (err error) {
 			if v != "" { // required except with github: checkProvider
 				c.Issuer, err = parseHTTPURL(v)
