@@ -118,12 +118,13 @@ func newProxy(t *testing.T, ps *procSet, name string) *proxyProc {
 
 func (pp *proxyProc) callbackURL() string { return pp.url + "/oauth2/callback" }
 
-// start runs authproxy with env (AUTHPROXY_LISTEN is added) and waits until /readyz answers 200.
+// start runs authproxy with env (AUTHPROXY_LISTEN is added) and waits until it serves: /readyz
+// answers 200 and its log says it listens on its address.
 func (pp *proxyProc) start(t *testing.T, env ...string) {
 	t.Helper()
 	pp.env = env
 	pp.p = pp.ps.startProc(t, pp.name, append([]string{"AUTHPROXY_LISTEN=" + pp.addr}, env...), filepath.Join(stack.dir, "authproxy"))
-	if err := pp.p.waitReady(pp.url + "/readyz"); err != nil {
+	if err := pp.p.waitAuthproxy(pp.addr); err != nil {
 		t.Fatal(err)
 	}
 }

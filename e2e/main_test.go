@@ -228,6 +228,12 @@ func (p *process) waitReady(url string) error {
 	return p.proc.WaitHTTP(context.Background(), url)
 }
 
+// waitAuthproxy waits until the authproxy p answers /readyz on addr and has logged that it serves
+// addr (not some other process that holds the port).
+func (p *process) waitAuthproxy(addr string) error {
+	return p.proc.WaitAuthproxy(context.Background(), addr)
+}
+
 // stop ends every process (SIGTERM, then SIGKILL after 5s), newest first, and reports those that
 // had already exited or that logged a data race.
 func (s *testStack) stop() (problems []string) {

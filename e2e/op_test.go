@@ -272,7 +272,7 @@ func startOPStack(t *testing.T, opts opOptions, proxyEnv ...string) *opStack {
 		t.Fatal(err)
 	}
 	s.proxyLog = proxy.logPath
-	if err := proxy.waitReady(s.proxyURL + "/readyz"); err != nil {
+	if err := proxy.waitAuthproxy(strings.TrimPrefix(s.proxyURL, "http://")); err != nil {
 		t.Fatal(err)
 	}
 	return s

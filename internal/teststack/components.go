@@ -6,6 +6,7 @@ import (
 	"net"
 	"os/exec"
 	"path/filepath"
+	"strings"
 )
 
 // Import paths of the binaries Build builds.
@@ -95,11 +96,36 @@ func DemoClientEnv(a Authproxy) []string {
 }
 
 // StartAuthproxy starts the authproxy binary bin on addr with env (which must set
-// AUTHPROXY_LISTEN=addr, as DemoClientEnv does) and waits until /readyz answers 200.
+// AUTHPROXY_LISTEN=addr, as DemoClientEnv does) and waits until /readyz answers 200 and its log
+// says that it is the one serving addr.
 func StartAuthproxy(ctx context.Context, s *Set, name, bin, addr string, env []string) (*Proc, error) {
 	p, err := s.Start(name, env, bin)
 	if err != nil {
 		return nil, err
 	}
-	return p, p.WaitHTTP(ctx, "http://"+addr+"/readyz")
+	return p, p.WaitAuthproxy(ctx, addr)
+}
+
+// WaitAuthproxy waits until the authproxy p answers 200 on addr's /readyz and has logged that it
+// serves addr. The second check is what tells p's own answer from that of another process that
+// has the port: p, unable to listen, would exit a moment later, and its requests would reach a
+// stranger. Without a log file (Set.Output) only /readyz is waited for.
+func (p *Proc) WaitAuthproxy(ctx context.Context, addr string) error {
+	if err := p.WaitHTTP(ctx, "http://"+addr+"/readyz"); err != nil || p.LogPath == "" {
+		return err
+	}
+	last := "no such line"
+	return p.poll(ctx, "its log line \"authproxy serving\" on "+addr, &last, func() bool {
+		log, err := p.Log()
+		if err != nil {
+			last = err.Error()
+			return false
+		}
+		for line := range strings.Lines(log) {
+			if strings.Contains(line, "authproxy serving") && strings.Contains(line, addr) {
+				return true
+			}
+		}
+		return false
+	})
 }

@@ -12,9 +12,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // The tests run this test binary as the child process, told what to be by TESTSTACK_HELPER.
@@ -26,6 +28,17 @@ func TestMain(m *testing.M) {
 		fmt.Println("helper serving")
 		http.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 		_ = http.ListenAndServe(os.Getenv("TESTSTACK_ADDR"), nil)
+		os.Exit(2)
+	case "authproxy": // like authproxy: starts up, listens on TESTSTACK_ADDR, says so, serves
+		time.Sleep(200 * time.Millisecond)
+		l, err := net.Listen("tcp", os.Getenv("TESTSTACK_ADDR"))
+		if err != nil {
+			fmt.Println("server stopped:", err)
+			os.Exit(1)
+		}
+		fmt.Println(`{"msg":"authproxy serving","listen":"` + l.Addr().String() + `"}`)
+		http.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+		_ = http.Serve(l, nil)
 		os.Exit(2)
 	case "race": // logs what the race detector would, then exits
 		fmt.Fprintln(os.Stderr, "==================\nWARNING: DATA RACE\nWrite at 0x00c000012345")
@@ -71,6 +84,89 @@ func TestFreePorts(t *testing.T) {
 			continue
 		}
 		l.Close()
+	}
+}
+
+// A port chosen and released is not taken by the kernel for another socket (it lies below the
+// ephemeral range) nor handed out again, by this process or another running beside it (the
+// e2e run in CI lost a replica to a port that a later call handed out a second time: the
+// replica could not listen, and the other process on its port answered in its place).
+func TestFreePortsNeverRepeat(t *testing.T) {
+	low := ephemeralLow()
+	seen := map[string]bool{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 50 {
+				addrs, err := FreePorts(1)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				if seen[addrs[0]] {
+					t.Errorf("FreePorts handed out %s twice", addrs[0])
+				}
+				seen[addrs[0]] = true
+				mu.Unlock()
+				_, port, _ := net.SplitHostPort(addrs[0])
+				if p, _ := strconv.Atoi(port); p < portsLow || p >= low {
+					t.Errorf("FreePorts: %s, want a port in [%d, %d): below the ephemeral range", addrs[0], portsLow, low)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// WaitAuthproxy tells an authproxy's own answer from that of another process holding its port.
+func TestWaitAuthproxy(t *testing.T) {
+	addrs, err := FreePorts(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, taken := addrs[0], addrs[1]
+	// Another process's server on taken, answering 200 to everything.
+	l, err := net.Listen("tcp", taken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })}
+	go stranger.Serve(l)
+	t.Cleanup(func() { stranger.Close() })
+
+	s := &Set{Dir: t.TempDir()}
+	if err := helper(t, s, "own", "authproxy", "TESTSTACK_ADDR="+own).WaitAuthproxy(context.Background(), own); err != nil {
+		t.Errorf("WaitAuthproxy on its own port: %v, want nil", err)
+	}
+	err = helper(t, s, "impostor", "authproxy", "TESTSTACK_ADDR="+taken).WaitAuthproxy(context.Background(), taken)
+	if err == nil || !strings.Contains(err.Error(), "exited during start-up") {
+		t.Errorf("WaitAuthproxy on a port another process serves: %v, want an error saying it exited during start-up", err)
+	}
+}
+
+func TestReserve(t *testing.T) {
+	// A port FreePorts has just handed out is reserved: nobody else gets it.
+	addrs, err := FreePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ps, _ := net.SplitHostPort(addrs[0])
+	port, _ := strconv.Atoi(ps)
+	if reserve(port) {
+		t.Fatalf("reserve(%d) = true for a port FreePorts has just reserved", port)
+	}
+	path := filepath.Join(reserveDir, ps)
+	old := time.Now().Add(-reservationTTL - time.Minute)
+	if err := os.Chtimes(path, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if !reserve(port) {
+		t.Errorf("reserve(%d) = false for a reservation older than %v; want it taken over", port, reservationTTL)
+	}
+	if reserve(port) {
+		t.Errorf("reserve(%d) = true right after taking it over", port)
 	}
 }
 
