@@ -23,8 +23,10 @@ import (
 const (
 	// portsLow is the lowest port handed out.
 	portsLow = 10000
-	// reservationTTL is how long a reservation file holds its port: longer than any test run.
-	reservationTTL = 2 * time.Hour
+	// reservationTTL is how long a reservation file holds its port: from being chosen until the
+	// component binds it takes seconds, and a component restarted on its port mid-test is back
+	// within minutes; one e2e run reserves ~550 ports, so the range outlasts any rate of runs.
+	reservationTTL = 20 * time.Minute
 )
 
 // reserveDir holds one file per reserved port, named by the port.
