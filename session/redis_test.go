@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/authproxy/authproxy/internal/teststack"
 )
 
 // These tests run real Redis servers (redis-server, redis-sentinel and
@@ -42,19 +44,18 @@ func requireCommand(t testing.TB, name string) string {
 }
 
 // freePort returns a loopback port that is free, and whose Cluster bus port
-// (port + 10000) is free too.
+// (port + 10000) is free too. The port comes from teststack.FreePorts: below
+// the ephemeral range and reserved, so that no other test's socket takes it
+// before the redis-server binds it.
 func freePort(t testing.TB) int {
 	t.Helper()
 	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		addrs, err := teststack.FreePorts(1)
 		if err != nil {
 			t.Fatal(err)
 		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if port+10000 > 65535 {
-			continue
-		}
+		_, p, _ := net.SplitHostPort(addrs[0])
+		port, _ := strconv.Atoi(p)
 		bus, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port+10000))
 		if err != nil {
 			continue
