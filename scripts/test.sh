@@ -10,10 +10,13 @@
 #     the fuzz targets (scripts/fuzz.sh: one instrumented binary per package, two targets at a
 #     time) and the deployment checks (their module's Kubernetes and Compose libraries are
 #     downloaded and compiled once, then come from the Go caches).
-#   - Dex is built once per machine (scripts/install-deps.sh caches it). When it is missing, it
-#     is built while the Debian packages install and the unit tests run (the end-to-end tests are
-#     compiled meanwhile too), and the end-to-end tests follow once it is there.
-#
+#   - Dex is built once per machine (scripts/install-deps.sh caches it). When it is missing (a
+#     fresh machine, empty caches), the run has two phases instead: the unit packages, with Dex
+#     building beside them (niced, in the CPU their tests leave idle), then the end-to-end tests,
+#     with the fuzz targets and the deployment checks beside them (niced: the end-to-end tests
+#     leave most of the CPU idle, while the unit phase compiles and runs everything with -race
+#     and has none to spare; run all at once, the machine was so oversubscribed that tests with
+#     real Redis servers missed their 1s timeouts).
 # Every part runs even if another fails; the script prints each part's time and exits non-zero if
 # any failed. Under CI=true (.ci/run exports it) a missing component fails the tests that need it.
 #
@@ -90,20 +93,25 @@ dex_built=false
 if [[ -x $dex ]]; then
 	dex_built=true
 else
-	background dex scripts/install-deps.sh --dex-only
+	background dex nice -n "$NICE" scripts/install-deps.sh --dex-only
 fi
 
 # Chromium, Redis, nginx from Debian and e2e/oidcprovider's npm packages (quick when present).
 scripts/install-deps.sh --no-dex
 
-background fuzz nice -n "$NICE" scripts/fuzz.sh
-background deploy-check nice -n "$NICE" bash -c 'cd deploy/check && "$GO" test -count=1 ./...'
+# beside: the fuzz targets and the deployment checks, niced, in the background.
+beside() {
+	background fuzz nice -n "$NICE" scripts/fuzz.sh
+	background deploy-check nice -n "$NICE" bash -c 'cd deploy/check && "$GO" test -count=1 ./...'
+}
 
 if "$dex_built"; then
+	beside
 	foreground go-test "$GO" test -race -count=1 ./...
 else
 	mapfile -t unit < <("$GO" list ./... | grep -v '/e2e$')
 	foreground unit "$GO" test -race -count=1 "${unit[@]}"
+	beside
 	# Compile the end-to-end tests while Dex may still be building (-list starts nothing).
 	"$GO" test -race -count=1 -list '^$' ./e2e >/dev/null || true
 	finish dex

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -339,14 +340,16 @@ func TestRedisStopped(t *testing.T) {
 		if err == nil || errors.Is(err, ErrNotFound) || got != nil {
 			t.Fatalf("Load %d with Redis stopped = %v, %v; want a failure that is not ErrNotFound", i, got, err)
 		}
-		if took >= redisIOTimeout {
-			t.Errorf("Load %d with Redis stopped took %v; want well under the %v timeout", i, took, redisIOTimeout)
+		// Fast: refused at connect, not left to run into the I/O timeout (an
+		// error, not a time, so that a loaded machine cannot fail the test).
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("Load %d with Redis stopped: %v after %v; want the connection refused, not a timeout", i, err, took)
 		}
 		t.Logf("Load %d with Redis stopped: %v after %v", i, err, took)
 	}
 	start := time.Now()
-	if err := store.Ping(context.Background()); err == nil || time.Since(start) >= redisIOTimeout {
-		t.Errorf("Ping with Redis stopped = %v after %v", err, time.Since(start))
+	if err := store.Ping(context.Background()); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("Ping with Redis stopped = %v after %v; want the connection refused", err, time.Since(start))
 	}
 	rec := httptest.NewRecorder()
 	if err := store.Save(rec, httptest.NewRequest(http.MethodGet, "/", nil), newSession(t, 100)); err == nil || errors.Is(err, ErrNotFound) {
