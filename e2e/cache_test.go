@@ -30,16 +30,26 @@ func cacheMetric(t *testing.T, pp *proxyProc, name, result string) float64 {
 	return pp.metric(t, name, "result", result)
 }
 
-// wantCached has each replica serve the cookies twice, and checks that the second time (at
-// least) came from its cache.
+// wantCached has each replica serve the cookies, then again, and checks that a repeat came from
+// its cache. A replica drops the session a load was putting in its cache when any invalidation
+// arrives meanwhile (the load may predate a revocation): the sign-in's own invalidation, published
+// by the replica it happened on, can reach this one during its first load on a loaded machine.
+// So the repeat is tried up to three times, and one of them must be a hit.
 func wantCached(t *testing.T, step string, jar []*http.Cookie, u user, replicas ...*proxyProc) {
 	t.Helper()
 	for _, pp := range replicas {
-		before := cacheMetric(t, pp, "authproxy_session_cache_loads_total", "hit")
 		wantSignedIn(t, step+", "+pp.name, pp.url, jar, u)
-		wantSignedIn(t, step+", "+pp.name+" again", pp.url, jar, u)
-		if hits := cacheMetric(t, pp, "authproxy_session_cache_loads_total", "hit") - before; hits < 1 {
-			t.Fatalf("%s: %s served the session's repeated request from Redis, not from its cache", step, pp.name)
+		hit := false
+		for try := 1; try <= 3 && !hit; try++ {
+			before := cacheMetric(t, pp, "authproxy_session_cache_loads_total", "hit")
+			wantSignedIn(t, step+", "+pp.name+" again", pp.url, jar, u)
+			hit = cacheMetric(t, pp, "authproxy_session_cache_loads_total", "hit")-before >= 1
+			if !hit {
+				t.Logf("%s: %s's repeat %d came from Redis, not its cache", step, pp.name, try)
+			}
+		}
+		if !hit {
+			t.Fatalf("%s: %s served the session's repeated requests from Redis, never from its cache", step, pp.name)
 		}
 	}
 }
