@@ -34,7 +34,7 @@ var reserveDir = filepath.Join(os.TempDir(), "authproxy-teststack-ports")
 
 // FreePorts returns n distinct loopback addresses (127.0.0.1:port) that were free a moment ago,
 // below the kernel's ephemeral port range and reserved for this process (see above): two calls,
-// in one process or in two, never return the same port.
+// in one process or in two, do not return the same port within reservationTTL.
 func FreePorts(n int) ([]string, error) {
 	low, high := portsLow, ephemeralLow()-1
 	if high-low < 1000 {
