@@ -29,7 +29,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 export GO="${GO:-go}"
 export FUZZTIME="${FUZZTIME:-8s}"
-readonly NICE="${TEST_NICE:-10}"
+readonly NICE="${TEST_NICE:-19}"
 
 log() { printf 'test: %s\n' "$*" >&2; }
 
