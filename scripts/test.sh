@@ -12,12 +12,12 @@
 #     time) and the deployment checks (their module's Kubernetes and Compose libraries are
 #     downloaded and compiled once, then come from the Go caches).
 #   - Dex is built once per machine (scripts/install-deps.sh caches it). When it is missing (a
-#     fresh machine, empty caches), the run has two phases instead: the unit packages, with Dex
-#     building beside them (niced, in the CPU their tests leave idle), then the end-to-end tests,
-#     with the fuzz targets and the deployment checks beside them (niced: the end-to-end tests
-#     leave most of the CPU idle, while the unit phase compiles and runs everything with -race
-#     and has none to spare; run all at once, the machine was so oversubscribed that tests with
-#     real Redis servers missed their 1s timeouts).
+#     fresh machine, empty caches), the run has two phases instead: the unit packages, with
+#     Dex, the deployment checks and the fuzzing build beside them (niced: the compiles that write
+#     most to disk), then the end-to-end tests with the fuzzing itself beside them. Run all at
+#     once, the machine was so oversubscribed that tests with real Redis servers missed their 1s
+#     timeouts; with the cold compiles beside the end-to-end tests, redis-sentinel stalled for
+#     seconds.
 # Every part runs even if another fails; the script prints each part's time and exits non-zero if
 # any failed. Under CI=true (.ci/run exports it) a missing component fails the tests that need it.
 #
@@ -115,10 +115,16 @@ if "$dex_built"; then
 	foreground unit "$GO" test -race -count=1 -p 1 "${unit[@]}"
 	finish e2e
 else
+	# The compiles that write most to disk (deploy/check's modules and libraries, the fuzzing
+	# instrumentation of every package) beside the unit packages; the fuzzing itself (CPU only,
+	# from binaries now in Go's cache) beside the end-to-end tests.
+	background deploy-check nice -n "$NICE" bash -c 'cd deploy/check && "$GO" test -count=1 ./...'
+	background fuzz-build env FUZZ_BUILD_ONLY=true nice -n "$NICE" scripts/fuzz.sh
 	foreground unit "$GO" test -race -count=1 "${unit[@]}"
-	beside
 	# Compile the end-to-end tests while Dex may still be building (-list starts nothing).
 	"$GO" test -race -count=1 -list '^$' ./e2e >/dev/null || true
+	finish fuzz-build
+	background fuzz nice -n "$NICE" scripts/fuzz.sh
 	finish dex
 	foreground e2e "$GO" test -race -count=1 ./e2e
 fi
@@ -129,7 +135,7 @@ done
 
 printf '\n' >&2
 failed=0
-for part in dex unit e2e fuzz deploy-check; do
+for part in dex fuzz-build unit e2e fuzz deploy-check; do
 	[[ -n ${status[$part]:-} ]] || continue
 	verdict=ok
 	if [[ ${status[$part]} != 0 ]]; then
