@@ -13,8 +13,8 @@
 #     downloaded and compiled once, then come from the Go caches).
 #   - Dex is built once per machine (scripts/install-deps.sh caches it). When it is missing (a
 #     fresh machine, empty caches), the run has two phases instead: the unit packages, with
-#     Dex, the deployment checks and the fuzzing build beside them (niced: the compiles that write
-#     most to disk), then the end-to-end tests with the fuzzing itself beside them. Run all at
+#     Dex building beside them (an equal: the end-to-end tests wait for it) and the deployment
+#     checks and the fuzzing build (niced), then the end-to-end tests with the rest beside them. Run all at
 #     once, the machine was so oversubscribed that tests with real Redis servers missed their 1s
 #     timeouts; with the cold compiles beside the end-to-end tests, redis-sentinel stalled for
 #     seconds.
@@ -103,12 +103,12 @@ foreground() {
 
 dex=$(scripts/install-deps.sh --print-dex)
 export AUTHPROXY_DEX_BIN="$dex"
-# Dex, when it is missing, builds from the start: beside the downloads below and the unit tests.
+# Dex, when it is missing, builds from the start, at the tests' priority (the end-to-end tests wait for it).
 dex_built=false
 if [[ -x $dex ]]; then
 	dex_built=true
 else
-	background dex "${low[@]}" scripts/install-deps.sh --dex-only
+	background dex scripts/install-deps.sh --dex-only
 fi
 
 # Chromium, Redis, nginx from Debian and e2e/oidcprovider's npm packages (quick when present).
