@@ -18,7 +18,6 @@
 #   FUZZTIME=10m scripts/fuzz.sh     FUZZ_TIMEOUT (default 60m) bounds each target's run
 #   FUZZ_JOBS=1 scripts/fuzz.sh      one target at a time
 #   FUZZTIME=30s scripts/fuzz.sh ./policy ./session     only these packages
-#   FUZZ_BUILD_ONLY=true scripts/fuzz.sh   build the instrumented binaries (into Go's cache), run none
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -63,10 +62,6 @@ done
 if ((${#targets[@]} == 0)); then
 	printf 'fuzz: no fuzz targets found\n' >&2
 	exit 1
-fi
-if [[ ${FUZZ_BUILD_ONLY:-} == true ]]; then
-	printf 'fuzz: %d targets in %d packages built, none run (FUZZ_BUILD_ONLY)\n' "${#targets[@]}" "${#pkgs[@]}" >&2
-	exit 0
 fi
 printf 'fuzz: %d targets in %d packages, %s each, %d at a time\n' "${#targets[@]}" "${#pkgs[@]}" "$fuzztime" "$jobs" >&2
 

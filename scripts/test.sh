@@ -12,12 +12,12 @@
 #     time) and the deployment checks (their module's Kubernetes and Compose libraries are
 #     downloaded and compiled once, then come from the Go caches).
 #   - Dex is built once per machine (scripts/install-deps.sh caches it). When it is missing (a
-#     fresh machine, empty caches), the run has two phases instead: the unit packages, with
-#     Dex building beside them (an equal: the end-to-end tests wait for it) and the deployment
-#     checks and the fuzzing build (niced), then the end-to-end tests with the rest beside them. Run all at
-#     once, the machine was so oversubscribed that tests with real Redis servers missed their 1s
-#     timeouts; with the cold compiles beside the end-to-end tests, redis-sentinel stalled for
-#     seconds.
+#     fresh machine, empty caches), the run has two phases instead: the unit packages, with Dex
+#     building beside them at the tests' priority (the end-to-end tests wait for it), then the
+#     end-to-end tests. The niced parts run throughout: compiling in the first phase, fuzzing in
+#     the second. (Before their nice took effect, see low below, the machine was oversubscribed
+#     enough that tests with real Redis servers missed their 1s timeouts and redis-sentinel
+#     stalled for seconds.)
 # Every part runs even if another fails; the script prints each part's time and exits non-zero if
 # any failed. Under CI=true (.ci/run exports it) a missing component fails the tests that need it.
 #
@@ -114,27 +114,22 @@ fi
 # Chromium, Redis, nginx from Debian and e2e/oidcprovider's npm packages (quick when present).
 scripts/install-deps.sh --no-dex
 
-# beside: the fuzz targets and the deployment checks, niced, in the background.
-beside() {
-	background fuzz "${low[@]}" scripts/fuzz.sh
-	background deploy-check "${low[@]}" bash -c 'cd deploy/check && "$GO" test -count=1 ./...'
-}
+# Beside everything, niced: the fuzz targets (scripts/fuzz.sh builds its instrumented binaries
+# first, then fuzzes) and the deployment checks.
+background fuzz "${low[@]}" scripts/fuzz.sh
+background deploy-check "${low[@]}" bash -c 'cd deploy/check && "$GO" test -count=1 ./...'
 
 mapfile -t unit < <("$GO" list ./... | grep -v '/e2e$')
 if "$dex_built"; then
 	# The end-to-end tests from the first second (they are the long pole), the unit packages one
 	# at a time beside them (together they take less than half as long).
-	beside
 	background e2e "$GO" test -race -count=1 ./e2e
 	foreground unit "$GO" test -race -count=1 -p 1 "${unit[@]}"
 	finish e2e
 else
-	# The compiles that write most to disk (deploy/check's modules and libraries, the fuzzing
-	# instrumentation of every package) beside the unit packages; the fuzzing itself (CPU only,
-	# from binaries now in Go's cache) beside the end-to-end tests.
-	# (The fuzzing waits for its build, the end-to-end tests do not.)
-	background deploy-check "${low[@]}" bash -c 'cd deploy/check && "$GO" test -count=1 ./...'
-	background fuzz "${low[@]}" bash -c 'FUZZ_BUILD_ONLY=true scripts/fuzz.sh && scripts/fuzz.sh'
+	# The unit packages while Dex builds; on a fresh machine the niced parts spend this phase
+	# compiling (the fuzzing instrumentation, deploy/check's libraries) and fuzz beside the
+	# end-to-end tests.
 	foreground unit "$GO" test -race -count=1 "${unit[@]}"
 	# Compile the end-to-end tests while Dex may still be building (-list starts nothing).
 	"$GO" test -race -count=1 -list '^$' ./e2e >/dev/null || true
