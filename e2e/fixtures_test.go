@@ -67,7 +67,7 @@ func (ps *procSet) startProc(t *testing.T, name string, env []string, bin string
 	return p
 }
 
-// stopProc ends p (SIGTERM, SIGKILL after 5s) and checks that it had not exited by itself and
+// stopProc ends p (SIGTERM, SIGKILL after teststack.StopGrace) and checks that it had not exited by itself and
 // logged no data race.
 func (ps *procSet) stopProc(t *testing.T, p *process) {
 	t.Helper()

@@ -234,7 +234,7 @@ func (p *process) waitAuthproxy(addr string) error {
 	return p.proc.WaitAuthproxy(context.Background(), addr)
 }
 
-// stop ends every process (SIGTERM, then SIGKILL after 5s), newest first, and reports those that
+// stop ends every process (SIGTERM, then SIGKILL after teststack.StopGrace), newest first, and reports those that
 // had already exited or that logged a data race.
 func (s *testStack) stop() (problems []string) {
 	for i := len(s.procs) - 1; i >= 0; i-- {

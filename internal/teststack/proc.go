@@ -13,8 +13,11 @@ import (
 	"time"
 )
 
-// StopGrace is how long Stop waits after SIGTERM before it sends SIGKILL.
-const StopGrace = 5 * time.Second
+// StopGrace is how long Stop waits after SIGTERM before it sends SIGKILL. More than 5 s: a Go
+// server's Shutdown (Dex's, authproxy's) waits up to 5 s for a connection that has sent no
+// request yet, such as one Chromium opened ahead of need (net/http counts a new connection as
+// idle only after 5 s), so at 5 s a loaded machine failed a clean stop.
+const StopGrace = 10 * time.Second
 
 // clearedEnv are the prefixes of the variables a child does not inherit: its configuration is
 // only what the caller gives it.
