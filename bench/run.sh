@@ -80,15 +80,15 @@ fi
 
 authproxy="${BENCH_AUTHPROXY:-}"
 if [[ -z "$authproxy" ]]; then
-	log "building authproxy"
+	log "building authproxy as the Dockerfile does (static, no symbol table)"
 	version="$(git describe --tags --always --dirty 2>/dev/null || echo dev)"
-	go build -trimpath -ldflags "-X main.version=$version" -o "$work/authproxy" ./cmd/authproxy
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$version" -o "$work/authproxy" ./cmd/authproxy
 	authproxy="$work/authproxy"
 fi
 [[ -x "$authproxy" ]] || die "BENCH_AUTHPROXY=$authproxy is not an executable"
 authproxy="$(realpath "$authproxy")" # the harness starts it from another directory
-log "building the harness"
-go build -trimpath -o "$work/harness" ./bench/harness
+log "building the harness (the bare proxy is built the same way as authproxy)"
+CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$work/harness" ./bench/harness
 
 args=(
 	-authproxy "$authproxy" -dex "$dex" -redis-server "$(command -v redis-server)"
