@@ -265,7 +265,11 @@ func LoadPolicy(lookup Lookup) (*policy.Policy, error) {
 	c := &Config{}
 	var errs []error
 	parse := func(c *Config, v variable, name string) {
-		raw, _ := v.readAs(name, lookup)
+		raw, err := v.readAs(name, lookup)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			return
+		}
 		if raw == "" {
 			raw = v.def
 		}

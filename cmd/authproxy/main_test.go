@@ -106,8 +106,13 @@ func TestPolicyExplain(t *testing.T) {
 			}
 		})
 	}
-	t.Setenv("AUTHPROXY_POLICY_FILE", t.TempDir()+"/missing.yaml")
+	t.Setenv("AUTHPROXY_ALLOWED_EMAILS_FILE", t.TempDir()+"/missing-emails")
 	var stderr bytes.Buffer
+	if code := run([]string{"policy", "explain", "GET", "/"}, &bytes.Buffer{}, &stderr); code != 1 || !strings.Contains(stderr.String(), "AUTHPROXY_ALLOWED_EMAILS: reading AUTHPROXY_ALLOWED_EMAILS_FILE:") {
+		t.Errorf("missing allow-list file: exit %d, stderr %q", code, stderr.String())
+	}
+	t.Setenv("AUTHPROXY_POLICY_FILE", t.TempDir()+"/missing.yaml")
+	stderr.Reset()
 	if code := run([]string{"policy", "explain", "GET", "/"}, &bytes.Buffer{}, &stderr); code != 1 || !strings.Contains(stderr.String(), "AUTHPROXY_POLICY_FILE:") {
 		t.Errorf("missing policy file: exit %d, stderr %q", code, stderr.String())
 	}
