@@ -260,8 +260,11 @@ func isPolicyVariable(name string) bool {
 // LoadPolicy reads only the variables that make up the access policy
 // (AUTHPROXY_SKIP_AUTH_ROUTES, AUTHPROXY_POLICY_FILE, the IdPs' names and
 // each one's AUTHPROXY_ALLOWED_* allow-list), for `authproxy policy
-// explain`, which must work without the rest.
-func LoadPolicy(lookup Lookup) (*policy.Policy, error) {
+// explain`, which must work without the rest. It returns the policy and
+// the configured IdPs' names, the default first: those an Identity's IdP
+// may name. As LoadConfig, it refuses a policy rule naming an IdP that is
+// not configured, and reports every problem at once.
+func LoadPolicy(lookup Lookup) (*policy.Policy, []string, error) {
 	c := &Config{}
 	var errs []error
 	parse := func(c *Config, v variable, name string) {
@@ -293,10 +296,11 @@ func LoadPolicy(lookup Lookup) (*policy.Policy, error) {
 		idp.Name = name
 		c.IdPs = append(c.IdPs, &idp)
 	}
+	errs = append(errs, c.checkPolicyIdPs()...)
 	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return nil, nil, errors.Join(errs...)
 	}
-	return c.newPolicy(), nil
+	return c.newPolicy(), namesOf(c.allIdPs()), nil
 }
 
 // newPolicy is the policy enforced: the skip-auth routes, then the policy
