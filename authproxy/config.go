@@ -260,12 +260,19 @@ func isPolicyVariable(name string) bool {
 // LoadPolicy reads only the variables that make up the access policy
 // (AUTHPROXY_SKIP_AUTH_ROUTES, AUTHPROXY_POLICY_FILE, the IdPs' names and
 // each one's AUTHPROXY_ALLOWED_* allow-list), for `authproxy policy
-// explain`, which must work without the rest.
-func LoadPolicy(lookup Lookup) (*policy.Policy, error) {
+// explain`, which must work without the rest. It returns the policy and
+// the configured IdPs' names, the default first: those an Identity's IdP
+// may name. As LoadConfig, it refuses a policy rule naming an IdP that is
+// not configured, and reports every problem at once.
+func LoadPolicy(lookup Lookup) (*policy.Policy, []string, error) {
 	c := &Config{}
 	var errs []error
 	parse := func(c *Config, v variable, name string) {
-		raw, _ := v.readAs(name, lookup)
+		raw, err := v.readAs(name, lookup)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			return
+		}
 		if raw == "" {
 			raw = v.def
 		}
@@ -289,21 +296,26 @@ func LoadPolicy(lookup Lookup) (*policy.Policy, error) {
 		idp.Name = name
 		c.IdPs = append(c.IdPs, &idp)
 	}
+	errs = append(errs, c.checkPolicyIdPs()...)
 	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return nil, nil, errors.Join(errs...)
 	}
-	return c.newPolicy(), nil
+	return c.newPolicy(), namesOf(c.allIdPs()), nil
 }
 
 // newPolicy is the policy enforced: the skip-auth routes, then the policy
 // file, every rule that is not public under the allow-list of the user's
 // IdP.
-func (c *Config) newPolicy() *policy.Policy {
-	opts := []policy.Option{policy.WithDefaultIdP(c.Name)}
-	for _, idp := range c.IdPs {
+func (c *Config) newPolicy() *policy.Policy { return c.policyFor(c.allIdPs()) }
+
+// policyFor is newPolicy for the IdPs idps, the default first (it must not
+// be empty): their names and allow-lists, with c's rules.
+func (c *Config) policyFor(idps []*IdPConfig) *policy.Policy {
+	opts := []policy.Option{policy.WithDefaultIdP(idps[0].Name)}
+	for _, idp := range idps[1:] {
 		opts = append(opts, policy.WithIdPAllowList(idp.Name, idp.allowList()))
 	}
-	return policy.New(c.SkipAuthRoutes, c.PolicyFile, c.allowList(), opts...)
+	return policy.New(c.SkipAuthRoutes, c.PolicyFile, idps[0].allowList(), opts...)
 }
 
 // checkPolicyIdPs refuses a policy rule that names an IdP that is not

@@ -4,8 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
+	"strings"
 	"sync/atomic"
 
+	"github.com/authproxy/authproxy/policy"
 	"github.com/authproxy/authproxy/providers"
 	"github.com/authproxy/authproxy/session"
 )
@@ -58,10 +61,7 @@ func newIdPSet(cfg *Config, provs map[string]providers.Provider) (idpSet, error)
 		if p == nil {
 			return set, fmt.Errorf("authproxy: no provider for IdP %q", c.Name)
 		}
-		i := &idp{cfg: c, provider: p, header: []string{c.Name}[:1:1]}
-		if c.Issuer != nil {
-			i.issuer = c.Issuer.String()
-		}
+		i := &idp{cfg: c, provider: p, issuer: issuerOf(c), header: []string{c.Name}[:1:1]}
 		set.list = append(set.list, i)
 		if !c.BearerOnly {
 			set.browsers = append(set.browsers, i)
@@ -143,4 +143,90 @@ func startURL(p *idp, rd string) string {
 		u += "idp=" + url.QueryEscape(p.name()) + "&"
 	}
 	return u + "rd=" + url.QueryEscape(rd)
+}
+
+// names returns the IdPs' names, the default first.
+func (s idpSet) names() []string {
+	names := make([]string, len(s.list))
+	for i, p := range s.list {
+		names[i] = p.name()
+	}
+	return names
+}
+
+// changes lists how cfg's IdPs differ from s's in what only a restart
+// changes (the names in AUTHPROXY_IDPS, the default IdP's name, and each
+// IdP's issuer and bearer-only), one problem each naming its variable, for
+// a reload to refuse cfg with. It is empty when cfg has s's IdPs (in any
+// order).
+func (s idpSet) changes(cfg *Config) []string {
+	var problems []string
+	was, now := s.names(), namesOf(cfg.allIdPs())
+	if !sameSet(was[1:], now[1:]) {
+		problems = append(problems, fmt.Sprintf("AUTHPROXY_IDPS: the identity providers changed (was %s; now %s); changing them needs a restart",
+			strings.Join(was, ","), strings.Join(now, ",")))
+	}
+	if was[0] != now[0] {
+		problems = append(problems, fmt.Sprintf("AUTHPROXY_DEFAULT_IDP_NAME: the default identity provider changed (was %s; now %s); changing it needs a restart", was[0], now[0]))
+	}
+	for _, p := range s.list {
+		ic := cfg.idp(p.name())
+		if ic == nil {
+			continue // said above
+		}
+		if iss := issuerOf(ic); iss != p.issuer {
+			problems = append(problems, fmt.Sprintf("%s: the issuer changed (was %s; now %s); changing it needs a restart",
+				ic.vars.of("OIDC_ISSUER"), orNone(p.issuer), orNone(iss)))
+		}
+		if ic.BearerOnly != p.cfg.BearerOnly {
+			problems = append(problems, fmt.Sprintf("%s: changed (was %t; now %t); changing it needs a restart",
+				ic.vars.of("BEARER_ONLY"), p.cfg.BearerOnly, ic.BearerOnly))
+		}
+	}
+	return problems
+}
+
+// policy returns cfg's access policy for s's IdPs: s's default IdP is its
+// default, and each of s's IdPs has its allow-list from cfg, so that the
+// policy judges users by the IdPs that sign them in. It fails when cfg
+// lacks one of them (changes says how).
+func (s idpSet) policy(cfg *Config) (*policy.Policy, error) {
+	idps := make([]*IdPConfig, len(s.list))
+	for i, p := range s.list {
+		if idps[i] = cfg.idp(p.name()); idps[i] == nil {
+			return nil, fmt.Errorf("authproxy: the configuration has no IdP %q, which is serving", p.name())
+		}
+	}
+	return cfg.policyFor(idps), nil
+}
+
+// issuerOf is the issuer of c as an idp holds it: "" when none is set.
+func issuerOf(c *IdPConfig) string {
+	if c.Issuer == nil {
+		return ""
+	}
+	return c.Issuer.String()
+}
+
+// orNone returns s, or "none" when it is empty.
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// namesOf returns the names of idps, in their order.
+func namesOf(idps []*IdPConfig) []string {
+	names := make([]string, len(idps))
+	for i, c := range idps {
+		names[i] = c.Name
+	}
+	return names
+}
+
+// sameSet reports whether a and b hold the same names, in any order; each
+// holds a name at most once.
+func sameSet(a, b []string) bool {
+	return len(a) == len(b) && !slices.ContainsFunc(a, func(n string) bool { return !slices.Contains(b, n) })
 }

@@ -19,7 +19,11 @@ import (
 // a whole is applied; what it changes of the live variables (the access
 // policy, the claim headers, the cookie secrets, the client credentials)
 // takes effect for the next request, in one step (Server.live). A change of
-// any other variable is logged as needing a restart and left as it is.
+// any other variable is logged as needing a restart and left as it is, but
+// for the identity providers themselves (which there are, which is the
+// default, their issuers, which are bearer-only): the Server serves those it
+// started with, and the policy judges users by them, so a configuration
+// that names others is refused (idpSet.changes).
 
 // fingerprints hold a hash of each variable's value, by name.
 type fingerprints map[string][sha256.Size]byte
@@ -135,9 +139,12 @@ func (e *ReloadError) Error() string {
 // LoadConfig does at start. When it is valid, its live variables take
 // effect for every request that starts afterwards, all at once; a change of
 // any other variable is logged as needing a restart and not applied. When
-// it is not, nothing changes and the returned error is a *ReloadError. Every
-// reload is logged and counted (authproxy_config_reloads_total). Reload is
-// safe to call while the Server serves; reloads run one at a time.
+// it is not, or it names other identity providers than the Server serves
+// (AUTHPROXY_IDPS, AUTHPROXY_DEFAULT_IDP_NAME, an IdP's issuer or
+// bearer-only changed), nothing changes and the returned error is a
+// *ReloadError. Every reload is logged and counted
+// (authproxy_config_reloads_total). Reload is safe to call while the Server
+// serves; reloads run one at a time.
 func (s *Server) Reload(lookup Lookup) error {
 	s.reload.mu.Lock()
 	defer s.reload.mu.Unlock()
@@ -165,11 +172,19 @@ func (s *Server) reloadLocked(lookup Lookup) error {
 		}
 		return &ReloadError{Problems: problems}
 	}
+	// The IdPs are the Server's, fixed at New: a configuration with other
+	// ones would judge users by IdPs that do not sign them in.
+	if problems := s.idps.changes(cfg); len(problems) > 0 {
+		return &ReloadError{Problems: problems}
+	}
+	if cfg.Policy, err = s.idps.policy(cfg); err != nil {
+		return err
+	}
 	rs := &s.reload
 	if rs.sums == nil {
 		rs.sums = rs.applied.sums
 	}
-	idpNames := unionNames(rs.applied.idpNames, cfg.idpNames)
+	idpNames := s.idps.names()[1:] // the others', as AUTHPROXY_IDPS names them
 	live, restart := rs.sums.changed(cfg.sums, idpNames)
 	old := s.live.Load()
 	store, state := old.store, old.state
@@ -184,11 +199,7 @@ func (s *Server) reloadLocked(lookup Lookup) error {
 		}
 	}
 	for _, p := range s.idps.list {
-		ic := cfg.idp(p.name())
-		if ic == nil {
-			continue // removed from AUTHPROXY_IDPS: a restart does it
-		}
-		if err := s.reloadIdP(cfg, p, ic, live); err != nil {
+		if err := s.reloadIdP(cfg, p, cfg.idp(p.name()), live); err != nil {
 			return err
 		}
 	}
@@ -242,17 +253,6 @@ func (s *Server) reloadIdP(cfg *Config, p *idp, ic *IdPConfig, live []string) er
 		}
 	}
 	return nil
-}
-
-// unionNames returns a's names, then those of b not in a.
-func unionNames(a, b []string) []string {
-	out := slices.Clone(a)
-	for _, n := range b {
-		if !slices.Contains(out, n) {
-			out = append(out, n)
-		}
-	}
-	return out
 }
 
 // withSecrets returns a copy of c with the cookie secrets of other.

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -146,10 +147,14 @@ func explain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "authproxy: --idp %q: want an IdP name of lower-case letters, digits and -\n%s\n", *idp, usage)
 		return 2
 	}
-	p, err := authproxy.LoadPolicy(os.LookupEnv)
+	p, idps, err := authproxy.LoadPolicy(os.LookupEnv)
 	if err != nil {
 		fmt.Fprintf(stderr, "authproxy: invalid configuration:\n%s\n", indent(err))
 		return 1
+	}
+	if *idp != "" && !slices.Contains(idps, *idp) {
+		fmt.Fprintf(stderr, "authproxy: --idp %q: no such IdP; the configured IdPs are %s (AUTHPROXY_DEFAULT_IDP_NAME, then AUTHPROXY_IDPS)\n", *idp, strings.Join(idps, ", "))
+		return 2
 	}
 	var id *policy.Identity
 	if *email != "" || *groups != "" || *idp != "" {

@@ -77,21 +77,26 @@ func TestPolicyExplain(t *testing.T) {
 	}
 	t.Setenv("AUTHPROXY_POLICY_FILE", file)
 	t.Setenv("AUTHPROXY_SKIP_AUTH_ROUTES", "GET /health")
+	t.Setenv("AUTHPROXY_IDPS", "partners")
 	tests := []struct {
 		args []string
 		code int
 		want []string
+		// wantErr are said on stderr.
+		wantErr []string
 	}{
-		{[]string{"policy", "explain", "GET", "/admin/x", "--groups", "staff"}, 0, []string{"policy file rule 1", "denied (403)"}},
-		{[]string{"policy", "explain", "GET", "/admin/x", "--email", "ada@example.com", "--groups", "staff,admins"}, 0, []string{"allowed"}},
-		{[]string{"policy", "explain", "GET", "/health"}, 0, []string{"AUTHPROXY_SKIP_AUTH_ROUTES", "public"}},
-		{[]string{"policy", "explain", "GET", "/public/%2e%2e/admin/"}, 0, []string{"refused (400)"}},
-		{[]string{"policy", "explain", "GET", "/admin/x", "--groups", "admins", "--idp", "partners"}, 0, []string{"IdP partners", "denied (403)", "identity provider the rule does not accept"}},
-		{[]string{"policy", "explain", "GET", "/partners/x", "--idp", "partners"}, 0, []string{"policy file rule 2", "(IdP partners; no groups): allowed"}},
-		{[]string{"policy", "explain", "GET", "/partners/x", "--email", "ada@example.com"}, 0, []string{"denied (403)"}},
-		{[]string{"policy", "explain", "GET", "/x", "--idp", "Partners"}, 2, nil},
-		{[]string{"policy", "explain", "GET"}, 2, nil},
-		{[]string{"policy", "list"}, 2, nil},
+		{[]string{"policy", "explain", "GET", "/admin/x", "--groups", "staff"}, 0, []string{"policy file rule 1", "denied (403)"}, nil},
+		{[]string{"policy", "explain", "GET", "/admin/x", "--email", "ada@example.com", "--groups", "staff,admins"}, 0, []string{"allowed"}, nil},
+		{[]string{"policy", "explain", "GET", "/health"}, 0, []string{"AUTHPROXY_SKIP_AUTH_ROUTES", "public"}, nil},
+		{[]string{"policy", "explain", "GET", "/public/%2e%2e/admin/"}, 0, []string{"refused (400)"}, nil},
+		{[]string{"policy", "explain", "GET", "/admin/x", "--groups", "admins", "--idp", "partners"}, 0, []string{"IdP partners", "denied (403)", "identity provider the rule does not accept"}, nil},
+		{[]string{"policy", "explain", "GET", "/partners/x", "--idp", "partners"}, 0, []string{"policy file rule 2", "(IdP partners; no groups): allowed"}, nil},
+		{[]string{"policy", "explain", "GET", "/partners/x", "--email", "ada@example.com"}, 0, []string{"denied (403)"}, nil},
+		{[]string{"policy", "explain", "GET", "/admin/x", "--groups", "admins", "--idp", "default"}, 0, []string{"allowed"}, nil},
+		{[]string{"policy", "explain", "GET", "/x", "--idp", "Partners"}, 2, nil, nil},
+		{[]string{"policy", "explain", "GET", "/x", "--idp", "robots"}, 2, nil, []string{`--idp "robots": no such IdP; the configured IdPs are default, partners`}},
+		{[]string{"policy", "explain", "GET"}, 2, nil, nil},
+		{[]string{"policy", "list"}, 2, nil, nil},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -104,10 +109,27 @@ func TestPolicyExplain(t *testing.T) {
 					t.Errorf("output lacks %q:\n%s", w, stdout.String())
 				}
 			}
+			for _, w := range tt.wantErr {
+				if !strings.Contains(stderr.String(), w) {
+					t.Errorf("stderr lacks %q:\n%s", w, stderr.String())
+				}
+			}
 		})
 	}
-	t.Setenv("AUTHPROXY_POLICY_FILE", t.TempDir()+"/missing.yaml")
+	// A rule naming an IdP that is not configured fails as at start.
+	t.Setenv("AUTHPROXY_IDPS", "")
 	var stderr bytes.Buffer
+	if code := run([]string{"policy", "explain", "GET", "/"}, &bytes.Buffer{}, &stderr); code != 1 ||
+		!strings.Contains(stderr.String(), `AUTHPROXY_POLICY_FILE: policy file rule 2 names IdP "partners", which is not configured`) {
+		t.Errorf("a rule naming an IdP not configured: exit %d, stderr %q", code, stderr.String())
+	}
+	t.Setenv("AUTHPROXY_ALLOWED_EMAILS_FILE", t.TempDir()+"/missing-emails")
+	stderr.Reset()
+	if code := run([]string{"policy", "explain", "GET", "/"}, &bytes.Buffer{}, &stderr); code != 1 || !strings.Contains(stderr.String(), "AUTHPROXY_ALLOWED_EMAILS: reading AUTHPROXY_ALLOWED_EMAILS_FILE:") {
+		t.Errorf("missing allow-list file: exit %d, stderr %q", code, stderr.String())
+	}
+	t.Setenv("AUTHPROXY_POLICY_FILE", t.TempDir()+"/missing.yaml")
+	stderr.Reset()
 	if code := run([]string{"policy", "explain", "GET", "/"}, &bytes.Buffer{}, &stderr); code != 1 || !strings.Contains(stderr.String(), "AUTHPROXY_POLICY_FILE:") {
 		t.Errorf("missing policy file: exit %d, stderr %q", code, stderr.String())
 	}
