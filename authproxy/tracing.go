@@ -8,10 +8,11 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/authproxy/authproxy/internal/otlphttp"
 	"github.com/go-logr/logr"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -50,9 +51,10 @@ func tracingOff(lookup Lookup) bool {
 // OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set.
 // It refuses, naming the variable, a protocol other than http/protobuf, a
 // sampler or propagator it does not know, and malformed resource
-// attributes. lookup must be the process environment (os.LookupEnv): the
-// exporter and the batch span processor read their own OTEL_* variables
-// (headers, timeout, compression, certificates, OTEL_BSP_*) from it.
+// attributes, and bad exporter variables (endpoint, headers, timeout,
+// compression, certificates). lookup should be the process environment
+// (os.LookupEnv): the batch span processor and the resource read their own
+// OTEL_* variables (OTEL_BSP_*, OTEL_RESOURCE_ATTRIBUTES) from it.
 //
 // Export failures are logged to log, throttled like the session store's,
 // and so are the SDK's own messages; these are OpenTelemetry's process-wide
@@ -91,12 +93,16 @@ func NewTracing(ctx context.Context, lookup Lookup, log *slog.Logger, version st
 	if err != nil {
 		errs = append(errs, fmt.Errorf("OTEL_RESOURCE_ATTRIBUTES: %w", err))
 	}
+	client, err := otlphttp.New(lookup, "authproxy/"+version)
+	if err != nil {
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("authproxy: tracing: %w", err)
 	}
-	exp, err := otlptracehttp.New(ctx)
+	exp, err := otlptrace.New(ctx, client)
 	if err != nil {
-		return nil, fmt.Errorf("authproxy: tracing: OTEL_EXPORTER_OTLP_ENDPOINT: %w", err)
+		return nil, fmt.Errorf("authproxy: tracing: starting the exporter: %w", err)
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
