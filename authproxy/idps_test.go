@@ -312,3 +312,42 @@ func TestPartnerDefaults(t *testing.T) {
 		t.Errorf("partner's bearer audiences %v, want its client id", p.BearerAudiences)
 	}
 }
+
+// Browser IdPs share the redirect URL; each one's provider is told so
+// (it then warns when its IdP does not send iss), a bearer-only IdP's not.
+func TestProviderConfigSharedRedirect(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(env map[string]string)
+		want map[string]bool
+	}{
+		{"one IdP", func(env map[string]string) {
+			for k := range env {
+				if strings.HasPrefix(k, "AUTHPROXY_IDP") {
+					delete(env, k)
+				}
+			}
+		}, map[string]bool{"default": false}},
+		{"two browser IdPs", func(map[string]string) {}, map[string]bool{"default": true, "partners": true}},
+		{"a browser IdP and a bearer-only one", func(env map[string]string) {
+			env["AUTHPROXY_IDP_PARTNERS_BEARER_ONLY"] = "true"
+			env["AUTHPROXY_IDP_PARTNERS_BEARER_AUDIENCES"] = "api://partners"
+		}, map[string]bool{"default": false, "partners": false}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := partnerEnv()
+			tc.edit(env)
+			c, err := LoadConfig(mapLookup(env))
+			if err != nil {
+				t.Fatalf("LoadConfig: %v", err)
+			}
+			got := map[string]bool{}
+			for _, idp := range c.allIdPs() {
+				got[idp.Name] = providerConfig(c, idp, nil).SharedRedirect
+			}
+			if !maps.Equal(got, tc.want) {
+				t.Errorf("SharedRedirect by IdP = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -327,7 +327,20 @@ func providerConfig(cfg *Config, idp *IdPConfig, log *slog.Logger) providers.OID
 		GroupsRequired: len(idp.AllowedGroups) > 0,
 		HTTPClient:     &http.Client{Timeout: cfg.IdPTimeout},
 		Logger:         log,
+		SharedRedirect: !idp.BearerOnly && cfg.browserIdPs() > 1,
 	}
+}
+
+// browserIdPs counts the IdPs a browser can sign in at; they share the
+// redirect URL.
+func (c *Config) browserIdPs() int {
+	n := 0
+	for _, idp := range c.allIdPs() {
+		if !idp.BearerOnly {
+			n++
+		}
+	}
+	return n
 }
 
 // newProvider builds the identity provider that IdP idp's

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -300,6 +301,36 @@ func TestLimitedBody(t *testing.T) {
 			got, err := io.ReadAll(b)
 			if tc.ok && (err != nil || len(got) != tc.size) || !tc.ok && !errors.Is(err, ErrBadResponse) {
 				t.Errorf("read %d bytes, %v; want ok %t", len(got), err, tc.ok)
+			}
+		})
+	}
+}
+
+// With other IdPs on the same redirect URL, discovery warns about an IdP
+// that does not send iss (RFC 9207): nothing else could tell its
+// authorization responses from a mix-up by another IdP.
+func TestSharedRedirectWarnsWithoutIss(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		shared, advertis bool
+		warn             bool
+	}{
+		{"shared, no iss", true, false, true},
+		{"shared, iss advertised", true, true, false},
+		{"alone, no iss", false, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			op := hostileop.New(t, "client-1", "secret-1")
+			op.Set(func(b *hostileop.Behaviour) {
+				b.Discovery = func(doc map[string]any) { doc["authorization_response_iss_parameter_supported"] = tc.advertis }
+			})
+			var logs strings.Builder
+			hostileProvider(t, op, func(c *OIDCConfig) {
+				c.SharedRedirect = tc.shared
+				c.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+			})
+			if got := strings.Contains(logs.String(), `"event":"mixup_undetectable"`); got != tc.warn {
+				t.Errorf("warned %t, want %t; log:\n%s", got, tc.warn, logs.String())
 			}
 		})
 	}

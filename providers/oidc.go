@@ -69,6 +69,12 @@ type OIDCConfig struct {
 	HTTPClient *http.Client
 	// Logger receives discovery progress; nil discards it.
 	Logger *slog.Logger
+	// SharedRedirect says that other IdPs a browser signs in at return to
+	// the same RedirectURL. An authorization response then cannot show by
+	// its address which IdP sent it; only the iss parameter (RFC 9207) can,
+	// so discovery warns when this IdP does not advertise it (RFC 9700
+	// section 4.4: a mix-up by another configured IdP goes unseen).
+	SharedRedirect bool
 	// Now is the clock used to check token lifetimes; nil means time.Now.
 	Now func() time.Time
 }
@@ -200,6 +206,10 @@ func (p *OIDC) Discover(ctx context.Context) error {
 	}
 	d.oauth.Endpoint.AuthStyle = d.authStyle(p.cfg.ClientSecret) // oauthFor sets it per call
 	p.found.Store(d)
+	if p.cfg.SharedRedirect && !d.issParameter && p.cfg.Logger != nil {
+		p.cfg.Logger.Warn("identity provider does not send the iss parameter (RFC 9207), and other IdPs share its redirect URL: a mix-up by another configured IdP cannot be detected for sign-ins at it; prefer IdPs that advertise authorization_response_iss_parameter_supported",
+			"event", "mixup_undetectable", "issuer", p.cfg.IssuerURL)
+	}
 	return nil
 }
 
