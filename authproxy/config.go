@@ -136,7 +136,7 @@ func LoadConfig(lookup Lookup) (*Config, error) {
 			err = errors.New("required; " + v.help)
 		}
 		if err == nil && raw == "" {
-			raw = v.def
+			raw = v.defaultAs(v.name, lookup)
 		}
 		if err == nil {
 			err = v.parse(c, raw)
@@ -164,6 +164,23 @@ func LoadConfig(lookup Lookup) (*Config, error) {
 		return nil, errors.Join(errs...)
 	}
 	return c, nil
+}
+
+// defaultAs is the value of the variable's row, under name (its own or an
+// IdP's), when it is unset: its default, or none when the variable its
+// default gives way to (defUnless) is set for the same IdP.
+func (v variable) defaultAs(name string, lookup Lookup) string {
+	if v.defUnless != "" {
+		prefix := strings.TrimSuffix(name, strings.TrimPrefix(v.name, "AUTHPROXY_"))
+		other := prefix + strings.TrimPrefix(v.defUnless, "AUTHPROXY_")
+		if val, _ := lookup(other); strings.TrimSpace(val) != "" {
+			return ""
+		}
+		if file, _ := lookup(other + "_FILE"); strings.TrimSpace(file) != "" {
+			return ""
+		}
+	}
+	return v.def
 }
 
 // read returns the variable's raw value, trimmed, or "" when it is unset.
@@ -274,7 +291,7 @@ func LoadPolicy(lookup Lookup) (*policy.Policy, []string, error) {
 			return
 		}
 		if raw == "" {
-			raw = v.def
+			raw = v.defaultAs(name, lookup)
 		}
 		if err := v.parse(c, raw); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))

@@ -177,6 +177,10 @@ var validCases = []validCase{
 	{"AUTHPROXY_SESSION_TTL", "90s", func(c *Config) any { return c.SessionTTL }, 90 * time.Second, nil},
 	{"AUTHPROXY_ALLOWED_EMAIL_DOMAINS", "example.com, @Corp.Example", func(c *Config) any { return c.AllowedEmailDomains }, []string{"example.com", "corp.example"}, nil},
 	{"AUTHPROXY_ALLOWED_EMAILS", "Ada@Example.com, bob@x.org", func(c *Config) any { return c.AllowedEmails }, []string{"ada@example.com", "bob@x.org"}, nil},
+	// The email list alone lets in only those emails: the domains' default, *, gives way.
+	{"AUTHPROXY_ALLOWED_EMAILS", "ada@example.com", func(c *Config) any { return c.AllowedEmailDomains }, []string(nil), nil},
+	{"AUTHPROXY_ALLOWED_EMAILS", "ada@example.com", func(c *Config) any { return c.AllowedEmailDomains }, []string{"example.org"},
+		map[string]string{"AUTHPROXY_ALLOWED_EMAIL_DOMAINS": "example.org"}},
 	{"AUTHPROXY_ALLOWED_GROUPS", "admins, ops ,,", func(c *Config) any { return c.AllowedGroups }, []string{"admins", "ops"}, nil},
 	{"AUTHPROXY_INSECURE_ALLOW_UNVERIFIED_EMAIL", "true", func(c *Config) any { return c.InsecureAllowUnverifiedEmail }, true, nil},
 	{"AUTHPROXY_SKIP_AUTH_ROUTES", "GET /healthz, /public/, post /hook", func(c *Config) any {
@@ -582,4 +586,52 @@ func FuzzLoadConfig(f *testing.F) {
 			}
 		}
 	})
+}
+
+// An email allow-list set alone, as a value or a file, for the default IdP
+// or another, is the only way in: the domains' default (*) would let
+// everyone in beside it. Set, the domains still add to it.
+func TestAllowedEmailsAloneRestrict(t *testing.T) {
+	list := filepath.Join(t.TempDir(), "emails")
+	if err := os.WriteFile(list, []byte("# staff\nada@example.com\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		idp  string
+		want []string
+	}{
+		{"nothing set", nil, "default", []string{"*"}},
+		{"emails", map[string]string{"AUTHPROXY_ALLOWED_EMAILS": "ada@example.com"}, "default", nil},
+		{"emails file", map[string]string{"AUTHPROXY_ALLOWED_EMAILS_FILE": list}, "default", nil},
+		{"emails and domains", map[string]string{"AUTHPROXY_ALLOWED_EMAILS": "ada@example.com", "AUTHPROXY_ALLOWED_EMAIL_DOMAINS": "*"}, "default", []string{"*"}},
+		{"partner's emails", map[string]string{"AUTHPROXY_IDP_PARTNERS_ALLOWED_EMAILS": "ada@example.com"}, "partners", nil},
+		{"partner's emails leave the default's domains", map[string]string{"AUTHPROXY_IDP_PARTNERS_ALLOWED_EMAILS": "ada@example.com"}, "default", []string{"*"}},
+		{"default's emails leave the partner's domains", map[string]string{"AUTHPROXY_ALLOWED_EMAILS": "ada@example.com"}, "partners", []string{"*"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := partnerEnv()
+			maps.Copy(env, tc.env)
+			c, err := LoadConfig(mapLookup(env))
+			if err != nil {
+				t.Fatalf("LoadConfig: %v", err)
+			}
+			for _, idp := range c.allIdPs() {
+				if idp.Name == tc.idp && !slices.Equal(idp.AllowedEmailDomains, tc.want) {
+					t.Errorf("%s's AllowedEmailDomains = %q, want %q", idp.Name, idp.AllowedEmailDomains, tc.want)
+				}
+			}
+			pol, _, err := LoadPolicy(mapLookup(env))
+			if err != nil {
+				t.Fatalf("LoadPolicy: %v", err)
+			}
+			// The policy explain uses agrees: with the list alone, only ada.
+			for email, want := range map[string]bool{"ada@example.com": true, "eve@example.com": tc.want != nil} {
+				if d := pol.Admit(&policy.Identity{IdP: tc.idp, Email: email}); d.Allow != want {
+					t.Errorf("LoadPolicy's Admit(%s at %s) = %t (%s), want %t", email, tc.idp, d.Allow, d.Reason, want)
+				}
+			}
+		})
+	}
 }

@@ -165,7 +165,7 @@ func loadIdP(lookup Lookup, name string, sums fingerprints, failed map[string]bo
 			err = errors.New("required; " + v.help)
 		}
 		if err == nil && raw == "" {
-			raw = v.def
+			raw = v.defaultAs(full, lookup)
 		}
 		if err == nil {
 			err = v.parse(scratch, raw)

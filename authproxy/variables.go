@@ -16,6 +16,9 @@ import (
 type variable struct {
 	name     string
 	def      string // shown and applied when unset; "" means no default
+	// defUnless names another variable of the same IdP whose being set
+	// takes the default away: v is then empty when unset.
+	defUnless string
 	help     string // what a valid value looks like
 	required bool
 	secret   bool // also read from NAME_FILE, never printed
@@ -204,7 +207,7 @@ var variables = []variable{
 			}
 			return err
 		}},
-	{name: "AUTHPROXY_ALLOWED_EMAIL_DOMAINS", idp: true, def: "*", file: true, live: true, help: "who may sign in, by email domain (comma-separated; * for any)",
+	{name: "AUTHPROXY_ALLOWED_EMAIL_DOMAINS", idp: true, def: "*", defUnless: "AUTHPROXY_ALLOWED_EMAILS", file: true, live: true, help: "who may sign in, by email domain (comma-separated; * for any); the default gives way to AUTHPROXY_ALLOWED_EMAILS: with only that set, only its emails may",
 		parse: func(c *Config, v string) (err error) { c.AllowedEmailDomains, err = parseDomains(v); return err }},
 	{name: "AUTHPROXY_ALLOWED_EMAILS", idp: true, file: true, live: true, help: "explicit email allow-list, comma-separated (adds to the domains)",
 		parse: func(c *Config, v string) (err error) { c.AllowedEmails, err = parseEmails(v); return err }},
