@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -15,9 +17,18 @@ import (
 )
 
 // start begins sign-in; ?rd= names the local path to return to, and ?idp=
-// the IdP to sign in at (without it, with several browser IdPs, the
-// chooser). Without rd, a trusted proxy's X-Original-URI is used: nginx's
-// "error_page 401 = /oauth2/start" keeps the original request URI there.
+// the IdP to sign in at. Without rd, a trusted proxy's X-Original-URI is
+// used: nginx's "error_page 401 = /oauth2/start" keeps the original request
+// URI there.
+//
+// The IdPs offered are those the policy rule for rd (matched as a GET of
+// its path) accepts, as for an unauthenticated navigation to rd: without
+// idp, one such IdP is started at straight away, several get the chooser
+// listing only them, none the 403 page that says so. An idp that rd's rule
+// does not accept is refused (403, linking to the start without idp) rather
+// than signed in at: the session could not open rd, and a link must not
+// sign a browser in where the page it names refuses it. An idp that is not
+// a browser IdP is refused with 400.
 func (s *Server) start(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	rd := q.Get("rd")
@@ -25,8 +36,10 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request) error {
 		rd = uri
 	}
 	rd = safeRedirect(rd)
+	pol := s.current(r.Context()).policy
+	ps := s.acceptedIdPs(pol, returnRule(pol, rd), s.idps.browsers)
 	if !q.Has("idp") {
-		return s.signIn(w, r, rd, s.idps.browsers)
+		return s.signIn(w, r, rd, ps)
 	}
 	p := s.idps.get(q.Get("idp"))
 	if q.Get("idp") == "" || p == nil || p.cfg.BearerOnly {
@@ -38,7 +51,34 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request) error {
 			LinkText: "Choose how to sign in",
 		})
 	}
+	if !slices.Contains(ps, p) {
+		if len(ps) == 0 {
+			return s.signIn(w, r, rd, ps)
+		}
+		return pageAnswer(templates.Page{
+			Status:   http.StatusForbidden,
+			Title:    "Sign-in not accepted here",
+			Message:  "The page this sign-in returns to does not accept accounts from " + p.cfg.DisplayName + ".",
+			Link:     startURL(nil, rd),
+			LinkText: "Choose how to sign in",
+		})
+	}
 	return s.beginSignIn(w, r, p, rd)
+}
+
+// returnRule is the rule of pol that a browser returning to rd (a safe
+// local path) meets: the one matched for a GET of rd's cleaned path; nil
+// when none matches, or when the path is one protect refuses (400).
+func returnRule(pol *policy.Policy, rd string) *policy.Rule {
+	u, err := url.Parse(rd)
+	if err != nil {
+		return nil
+	}
+	clean, err := policy.CleanPath(u.EscapedPath())
+	if err != nil {
+		return nil
+	}
+	return pol.Match(http.MethodGet, clean)
 }
 
 // signIn sends a browser that must sign in to return to rd: to the IdP
