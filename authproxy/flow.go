@@ -186,29 +186,30 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) error {
 		if d := q.Get("error_description"); d != "" {
 			detail += ": " + d
 		}
-		rd := "/"
+		// Without a valid state, which IdP sent this is not known.
+		label, retry := unknownIdP, startURL(nil, "/")
 		if ok {
-			rd = st.Redirect
+			label, retry = p.name(), s.retryURL(p, st.Redirect)
 		}
-		s.metrics.signIns.WithLabelValues("idp_error", p.name()).Inc()
+		s.metrics.signIns.WithLabelValues("idp_error", label).Inc()
 		return pageAnswer(templates.Page{
 			Status:   http.StatusBadRequest,
 			Title:    "Sign-in was not completed",
 			Message:  "The identity provider did not complete the sign-in.",
 			Detail:   truncate(detail, 300),
-			Link:     s.retryURL(p, rd),
+			Link:     retry,
 			LinkText: "Try again",
-		}).logged(slog.LevelInfo, "sign-in refused by identity provider", nil, "event", "sign_in", "result", "idp_error", "idp", p.name(), "error", truncate(idpErr, 64))
+		}).logged(slog.LevelInfo, "sign-in refused by identity provider", nil, "event", "sign_in", "result", "idp_error", "idp", label, "error", truncate(idpErr, 64))
 	}
 	if !ok {
-		s.metrics.signIns.WithLabelValues("bad_state", p.name()).Inc()
+		s.metrics.signIns.WithLabelValues("bad_state", unknownIdP).Inc()
 		return pageAnswer(templates.Page{
 			Status:   http.StatusBadRequest,
 			Title:    "This sign-in link has expired",
 			Message:  "This sign-in was already completed, took too long, or was started in another browser.",
 			Link:     startPath + "?rd=%2F",
 			LinkText: "Sign in again",
-		}).logged(slog.LevelInfo, "sign-in callback without matching state", nil, "event", "sign_in", "result", "bad_state")
+		}).logged(slog.LevelInfo, "sign-in callback without matching state", nil, "event", "sign_in", "result", "bad_state", "idp", unknownIdP)
 	}
 	code := q.Get("code")
 	if code == "" {

@@ -81,7 +81,7 @@ func (s *Server) signedOut(w http.ResponseWriter, r *http.Request) {
 // closes their streams, answering 200; anything else is 400 and ends nothing.
 func (s *Server) backchannelLogout(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Cache-Control", "no-store")
-	idpLabel := "unknown" // until the token names one
+	idpLabel := unknownIdP // until the token names one
 	bad := func(reason string, err error) error {
 		s.metrics.logouts.WithLabelValues("refused", idpLabel).Inc()
 		return jsonAnswer(http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": reason}).

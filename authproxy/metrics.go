@@ -25,6 +25,11 @@ const (
 	outcomeRateLimited = "rate_limited"
 )
 
+// unknownIdP is the idp label (and audit field) of a request whose IdP is
+// not known: a sign-in callback without a valid state, a back-channel
+// logout before its token names an IdP.
+const unknownIdP = "unknown"
+
 // metrics are authproxy's Prometheus metrics, in a registry of the Server's
 // own (no global state).
 type metrics struct {
@@ -65,7 +70,7 @@ func newMetrics(version string) *metrics {
 		}),
 		signIns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "authproxy_sign_ins_total",
-			Help: "Completed sign-in callbacks, by result (ok, denied, rejected, bad_state, idp_error, idp_unavailable, client_refused, too_large, error) and IdP.",
+			Help: "Completed sign-in callbacks, by result (ok, denied, rejected, bad_state, idp_error, idp_unavailable, client_refused, too_large, error) and IdP (unknown for a callback without a valid state).",
 		}, []string{"result", "idp"}),
 		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "authproxy_refreshes_total",
