@@ -243,7 +243,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) error {
 				Title:   "Your session is too large",
 				Message: "Your account's sign-in data (tokens and groups) is too large to keep in browser cookies.",
 				Hint:    "The people who run this site can fix this by setting AUTHPROXY_SESSION_STORE=redis, or by requesting fewer scopes or groups.",
-			}).logged(slog.LevelError, "session too large for cookies", nil, "event", "sign_in", "result", "too_large", "user", id.User, "groups", len(id.Groups))
+			}).logged(slog.LevelError, "session too large for cookies", nil, "event", "sign_in", "result", "too_large", "idp", p.name(), "user", id.User, "groups", len(id.Groups))
 		}
 		// The store failed after the check above: the code is spent, so
 		// this sign-in must start again.

@@ -1,11 +1,16 @@
 package authproxy
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/authproxy/authproxy/session"
 )
 
 // With several IdPs, the audit lines and the metrics of a session or token
@@ -107,5 +112,98 @@ func TestCallbackWithoutStateNamesNoIdP(t *testing.T) {
 	lines := eventLines(t, e, "sign_in", "sign-in refused by identity provider")
 	if len(lines) != 2 || lines[0]["idp"] != "unknown" || lines[1]["idp"] != "partners" {
 		t.Errorf("idp_error lines %v; want idp unknown, then partners", lines)
+	}
+}
+
+// TestAuditLinesNameTheSessionsIdP: a partner session's refresh (ok,
+// unavailable, refused), sign-out and too-large sign-in, and a partner's
+// refused bearer token, are logged with idp "partners", and the sign-in and
+// refresh metrics carry its label.
+func TestAuditLinesNameTheSessionsIdP(t *testing.T) {
+	e := newMultiEnv(t)
+	partner := e.others["partners"]
+	partner.set(shortTokens) // every request refreshes
+	partners := e.srv.idps.get("partners")
+	signIn := func() (*http.Client, reply) {
+		c := e.browser()
+		start := e.navigate(t, noFollow(c), startURL(partners, "/portal/"))
+		return c, e.callback(t, c, partner.authorize(t, start.Header.Get("Location")))
+	}
+	setRefreshFail := func(status int) { partner.set(func(f *fakeIdP) { f.refreshFail = status }) }
+
+	c, cb := signIn()
+	if cb.Status != http.StatusFound {
+		t.Fatalf("callback: %d", cb.Status)
+	}
+	fromUpstream(t, e.navigate(t, c, "/portal/"))
+	checkAudit(t, e, "refresh", "session refreshed", "partners")
+	if r := e.navigate(t, noFollow(c), signOutPath); r.Status != http.StatusFound {
+		t.Errorf("sign-out: %d", r.Status)
+	}
+	checkAudit(t, e, "sign_out", "signed out", "partners")
+
+	setRefreshFail(http.StatusServiceUnavailable)
+	c, _ = signIn()
+	fromUpstream(t, e.navigate(t, c, "/portal/")) // the session is kept
+	checkAudit(t, e, "refresh", "token refresh failed; keeping the session", "partners")
+
+	setRefreshFail(http.StatusBadRequest)
+	c, _ = signIn()
+	if r := e.api(t, c, "/portal/"); r.Status != http.StatusUnauthorized {
+		t.Errorf("after a refused refresh: %d, want 401", r.Status)
+	}
+	checkAudit(t, e, "refresh", "refresh refused; session ended", "partners")
+
+	partner.setClaims(map[string]any{"sub": "p-1", "email": "pat@partner.example", "email_verified": true, "groups": randomGroups(1000)})
+	if _, cb := signIn(); cb.Status != http.StatusInsufficientStorage {
+		t.Errorf("too large: %d, want 507", cb.Status)
+	}
+	checkAudit(t, e, "sign_in", "session too large for cookies", "partners")
+
+	// A partner's token for another audience, and one of no IdP's.
+	now := time.Now()
+	for _, iss := range []string{partner.URL(), "https://elsewhere.example"} {
+		tok := partner.sign(map[string]any{"iss": iss, "aud": "someone-else", "sub": "svc", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()})
+		if r := e.request(t, e.browser(), http.MethodGet, "/portal/", "Authorization", "Bearer "+tok); r.Status != http.StatusUnauthorized {
+			t.Errorf("bearer token of %s: %d, want 401", iss, r.Status)
+		}
+	}
+	lines := eventLines(t, e, "denied", "bearer token refused")
+	if len(lines) != 2 || lines[0]["idp"] != "partners" || lines[1]["idp"] != "unknown" {
+		t.Errorf("bearer refusals %v; want idp partners, then unknown", lines)
+	}
+
+	checkMetrics(t, e, []string{
+		`authproxy_sign_ins_total{idp="partners",result="ok"} 3`,
+		`authproxy_sign_ins_total{idp="partners",result="too_large"} 1`,
+		`authproxy_refreshes_total{idp="partners",result="ok"} 1`,
+		`authproxy_refreshes_total{idp="partners",result="unavailable"} 1`,
+		`authproxy_refreshes_total{idp="partners",result="refused"} 1`,
+	}, `idp="default"`)
+}
+
+// TestStreamClosedLineNamesTheIdP: the line for a stream closed because
+// its session ended elsewhere names the session's user and IdP.
+func TestStreamClosedLineNamesTheIdP(t *testing.T) {
+	e := newMultiEnv(t, withBackend(session.NewMemoryBackend(nil)))
+	e.srv.streams.recheck = 10 * time.Millisecond
+	sess := testSession()
+	sess.IdP = "partners"
+	r := httptest.NewRequest(http.MethodGet, "/portal/events", nil)
+	r.Header.Set("Cookie", e.mintSession(t, sess))
+	ctx, done := e.srv.streams.track(context.Background(), sess)
+	defer done()
+	go e.srv.recheckStream(ctx, r, sess, done)
+	if err := e.store.Clear(httptest.NewRecorder(), r); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream is still open after its session ended")
+	}
+	checkAudit(t, e, "stream_closed", "closing a stream whose session ended elsewhere", "partners")
+	if l := eventLines(t, e, "stream_closed", "closing a stream whose session ended elsewhere"); len(l) != 1 || l[0]["user"] != "user-123" {
+		t.Errorf("stream_closed lines %v, want one with user user-123", l)
 	}
 }

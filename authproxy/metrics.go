@@ -33,7 +33,11 @@ const unknownIdP = "unknown"
 // metrics are authproxy's Prometheus metrics, in a registry of the Server's
 // own (no global state).
 type metrics struct {
-	reg      *prometheus.Registry
+	reg *prometheus.Registry
+	// requests counts every request by outcome only, on purpose without
+	// an idp label: that would multiply its series by the number of IdPs
+	// (and cost a label lookup per request); the sign-in, refresh and
+	// back-channel logout counters carry the IdP, the access log its name.
 	requests *prometheus.CounterVec
 	// byOutcome holds requests' counters resolved once, so counting a
 	// request hashes no labels.
