@@ -69,7 +69,7 @@ func (s *Server) protect(w http.ResponseWriter, r *http.Request) error {
 		ctx, done = s.streams.track(ctx, sess)
 		defer done()
 		if sess.ID != "bearer" {
-			go s.recheckStream(ctx, r, done)
+			go s.recheckStream(ctx, r, sess, done)
 		}
 	}
 	s.serveUpstream(w, r.WithContext(ctx))
@@ -93,8 +93,8 @@ func (s *Server) identify(w http.ResponseWriter, r *http.Request) (sess *session
 		return sess, false, err
 	}
 	sess, err = s.bearerSession(r, tok)
-	if errors.Is(err, errBadBearer) {
-		return nil, true, badBearer(r, err)
+	if refused := (*bearerRefusal)(nil); errors.As(err, &refused) {
+		return nil, true, badBearer(r, refused)
 	}
 	return sess, true, err
 }

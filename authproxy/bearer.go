@@ -3,7 +3,6 @@ package authproxy
 import (
 	"crypto/sha256"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -17,8 +16,15 @@ import (
 // bearerCacheSize bounds the cache of verified bearer tokens.
 const bearerCacheSize = 10000
 
-// errBadBearer means the request's bearer token was refused.
-var errBadBearer = errors.New("authproxy: invalid bearer token")
+// bearerRefusal is a refused bearer token (401): why, and the name of the
+// IdP whose token it is (unknownIdP when no IdP could be told from it).
+type bearerRefusal struct {
+	idp string
+	err error
+}
+
+func (e *bearerRefusal) Error() string { return "authproxy: invalid bearer token: " + e.err.Error() }
+func (e *bearerRefusal) Unwrap() error { return e.err }
 
 // bearerToken returns the token of an "Authorization: Bearer …" header and
 // whether the request has one (a Bearer header with no token counts: it is
@@ -61,10 +67,12 @@ func (c *bearerCache) put(key [32]byte, s *session.Session) {
 // is never stored.
 //
 // With several IdPs the token's issuer picks the IdP that verifies it, with
-// that IdP's keys and bearer audiences; the session records the IdP.
+// that IdP's keys and bearer audiences; the session records the IdP. A
+// refused token's error is a *bearerRefusal; any other error means the
+// token could not be checked (the IdP failed), not that it was refused.
 func (s *Server) bearerSession(r *http.Request, raw string) (*session.Session, error) {
 	if raw == "" {
-		return nil, fmt.Errorf("%w: empty", errBadBearer)
+		return nil, &bearerRefusal{unknownIdP, errors.New("empty")}
 	}
 	key := sha256.Sum256([]byte(raw))
 	if sess := s.bearers.get(key, s.now()); sess != nil {
@@ -72,21 +80,21 @@ func (s *Server) bearerSession(r *http.Request, raw string) (*session.Session, e
 	}
 	p, err := s.idps.forToken(raw)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errBadBearer, err)
+		return nil, &bearerRefusal{unknownIdP, err}
 	}
 	bv, ok := p.provider.(providers.BearerVerifier)
 	if !ok {
-		return nil, fmt.Errorf("%w: this provider cannot verify bearer tokens", errBadBearer)
+		return nil, &bearerRefusal{p.name(), errors.New("this provider cannot verify bearer tokens")}
 	}
 	id, err := bv.VerifyBearer(r.Context(), raw, p.cfg.BearerAudiences)
 	if err != nil {
 		if errors.Is(err, providers.ErrRejected) {
-			return nil, fmt.Errorf("%w: %w", errBadBearer, err)
+			return nil, &bearerRefusal{p.name(), err}
 		}
 		return nil, err
 	}
 	if !p.emailTrusted(id) {
-		return nil, fmt.Errorf("%w: email not verified", errBadBearer)
+		return nil, &bearerRefusal{p.name(), errors.New("email not verified")}
 	}
 	sess := &session.Session{
 		ID:                "bearer",
@@ -107,9 +115,9 @@ func (s *Server) bearerSession(r *http.Request, raw string) (*session.Session, e
 }
 
 // badBearer is the answer to a refused bearer token (RFC 6750 section 3).
-func badBearer(r *http.Request, err error) *answer {
+func badBearer(r *http.Request, err *bearerRefusal) *answer {
 	setOutcome(r, outcomeUnauth, "")
 	return jsonAnswer(http.StatusUnauthorized, map[string]string{"error": "invalid_token", "message": "the bearer token is not valid"}).
 		with("WWW-Authenticate", `Bearer error="invalid_token"`).
-		logged(slog.LevelInfo, "bearer token refused", err, "event", "denied", "reason", "invalid bearer token", "path", r.URL.Path)
+		logged(slog.LevelInfo, "bearer token refused", err, "event", "denied", "idp", err.idp, "reason", "invalid bearer token", "path", r.URL.Path)
 }

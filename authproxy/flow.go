@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -15,9 +17,18 @@ import (
 )
 
 // start begins sign-in; ?rd= names the local path to return to, and ?idp=
-// the IdP to sign in at (without it, with several browser IdPs, the
-// chooser). Without rd, a trusted proxy's X-Original-URI is used: nginx's
-// "error_page 401 = /oauth2/start" keeps the original request URI there.
+// the IdP to sign in at. Without rd, a trusted proxy's X-Original-URI is
+// used: nginx's "error_page 401 = /oauth2/start" keeps the original request
+// URI there.
+//
+// The IdPs offered are those the policy rule for rd (matched as a GET of
+// its path) accepts, as for an unauthenticated navigation to rd: without
+// idp, one such IdP is started at straight away, several get the chooser
+// listing only them, none the 403 page that says so. An idp that rd's rule
+// does not accept is refused (403, linking to the start without idp) rather
+// than signed in at: the session could not open rd, and a link must not
+// sign a browser in where the page it names refuses it. An idp that is not
+// a browser IdP is refused with 400.
 func (s *Server) start(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	rd := q.Get("rd")
@@ -25,8 +36,10 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request) error {
 		rd = uri
 	}
 	rd = safeRedirect(rd)
+	pol := s.current(r.Context()).policy
+	ps := s.acceptedIdPs(pol, returnRule(pol, rd), s.idps.browsers)
 	if !q.Has("idp") {
-		return s.signIn(w, r, rd, s.idps.browsers)
+		return s.signIn(w, r, rd, ps)
 	}
 	p := s.idps.get(q.Get("idp"))
 	if q.Get("idp") == "" || p == nil || p.cfg.BearerOnly {
@@ -38,7 +51,34 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request) error {
 			LinkText: "Choose how to sign in",
 		})
 	}
+	if !slices.Contains(ps, p) {
+		if len(ps) == 0 {
+			return s.signIn(w, r, rd, ps)
+		}
+		return pageAnswer(templates.Page{
+			Status:   http.StatusForbidden,
+			Title:    "Sign-in not accepted here",
+			Message:  "The page this sign-in returns to does not accept accounts from " + p.cfg.DisplayName + ".",
+			Link:     startURL(nil, rd),
+			LinkText: "Choose how to sign in",
+		})
+	}
 	return s.beginSignIn(w, r, p, rd)
+}
+
+// returnRule is the rule of pol that a browser returning to rd (a safe
+// local path) meets: the one matched for a GET of rd's cleaned path; nil
+// when none matches, or when the path is one protect refuses (400).
+func returnRule(pol *policy.Policy, rd string) *policy.Rule {
+	u, err := url.Parse(rd)
+	if err != nil {
+		return nil
+	}
+	clean, err := policy.CleanPath(u.EscapedPath())
+	if err != nil {
+		return nil
+	}
+	return pol.Match(http.MethodGet, clean)
 }
 
 // signIn sends a browser that must sign in to return to rd: to the IdP
@@ -146,29 +186,30 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) error {
 		if d := q.Get("error_description"); d != "" {
 			detail += ": " + d
 		}
-		rd := "/"
+		// Without a valid state, which IdP sent this is not known.
+		label, retry := unknownIdP, startURL(nil, "/")
 		if ok {
-			rd = st.Redirect
+			label, retry = p.name(), s.retryURL(p, st.Redirect)
 		}
-		s.metrics.signIns.WithLabelValues("idp_error", p.name()).Inc()
+		s.metrics.signIns.WithLabelValues("idp_error", label).Inc()
 		return pageAnswer(templates.Page{
 			Status:   http.StatusBadRequest,
 			Title:    "Sign-in was not completed",
 			Message:  "The identity provider did not complete the sign-in.",
 			Detail:   truncate(detail, 300),
-			Link:     s.retryURL(p, rd),
+			Link:     retry,
 			LinkText: "Try again",
-		}).logged(slog.LevelInfo, "sign-in refused by identity provider", nil, "event", "sign_in", "result", "idp_error", "idp", p.name(), "error", truncate(idpErr, 64))
+		}).logged(slog.LevelInfo, "sign-in refused by identity provider", nil, "event", "sign_in", "result", "idp_error", "idp", label, "error", truncate(idpErr, 64))
 	}
 	if !ok {
-		s.metrics.signIns.WithLabelValues("bad_state", p.name()).Inc()
+		s.metrics.signIns.WithLabelValues("bad_state", unknownIdP).Inc()
 		return pageAnswer(templates.Page{
 			Status:   http.StatusBadRequest,
 			Title:    "This sign-in link has expired",
 			Message:  "This sign-in was already completed, took too long, or was started in another browser.",
 			Link:     startPath + "?rd=%2F",
 			LinkText: "Sign in again",
-		}).logged(slog.LevelInfo, "sign-in callback without matching state", nil, "event", "sign_in", "result", "bad_state")
+		}).logged(slog.LevelInfo, "sign-in callback without matching state", nil, "event", "sign_in", "result", "bad_state", "idp", unknownIdP)
 	}
 	code := q.Get("code")
 	if code == "" {
@@ -202,7 +243,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) error {
 				Title:   "Your session is too large",
 				Message: "Your account's sign-in data (tokens and groups) is too large to keep in browser cookies.",
 				Hint:    "The people who run this site can fix this by setting AUTHPROXY_SESSION_STORE=redis, or by requesting fewer scopes or groups.",
-			}).logged(slog.LevelError, "session too large for cookies", nil, "event", "sign_in", "result", "too_large", "user", id.User, "groups", len(id.Groups))
+			}).logged(slog.LevelError, "session too large for cookies", nil, "event", "sign_in", "result", "too_large", "idp", p.name(), "user", id.User, "groups", len(id.Groups))
 		}
 		// The store failed after the check above: the code is spent, so
 		// this sign-in must start again.

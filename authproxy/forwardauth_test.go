@@ -118,3 +118,21 @@ func TestPolicyOnProxiedRequests(t *testing.T) {
 		})
 	}
 }
+
+// TestForwardAuthNamesTheSessionsIdP: forward-auth's 202 says which IdP the
+// session is of in X-Auth-Request-Idp, for the default IdP's session and a
+// partner's alike, on a route that accepts both and with no original URI.
+func TestForwardAuthNamesTheSessionsIdP(t *testing.T) {
+	e := newMultiEnv(t, withVar("AUTHPROXY_TRUSTED_PROXIES", "127.0.0.1/32, ::1"))
+	for _, idp := range []string{"default", "partners"} {
+		sess := testSession()
+		sess.ID, sess.IdP = "sess-"+idp, e.srv.idps.sessionName(e.srv.idps.get(idp))
+		cookie := e.mintSession(t, sess)
+		for _, headers := range [][]string{{"X-Forwarded-Uri", "/portal/x"}, nil} {
+			r := e.request(t, e.browser(), http.MethodGet, authPath, append([]string{"Cookie", cookie}, headers...)...)
+			if got := r.Header.Get("X-Auth-Request-Idp"); r.Status != http.StatusAccepted || got != idp {
+				t.Errorf("%s session, headers %q: %d with X-Auth-Request-Idp %q; want 202 and %q", idp, headers, r.Status, got, idp)
+			}
+		}
+	}
+}

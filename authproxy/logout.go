@@ -1,6 +1,7 @@
 package authproxy
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -44,7 +45,8 @@ func (s *Server) signOut(w http.ResponseWriter, r *http.Request) error {
 	if sess != nil {
 		s.refresher.forget(sess.ID)
 		n := s.streams.closeWhere(func(o *session.Session) bool { return o.ID == sess.ID })
-		s.log.Info("signed out", "event", "sign_out", "user", sess.User, "streams_closed", n)
+		// A session of an IdP since removed is named by what it recorded.
+		s.log.Info("signed out", "event", "sign_out", "user", sess.User, "idp", cmp.Or(s.idps.nameOf(sess), sess.IdP), "streams_closed", n)
 		// The session's IdP ends its own session too, when it can; one
 		// since removed from the configuration (nil) cannot.
 		if p := s.idps.get(sess.IdP); p != nil {
@@ -81,7 +83,7 @@ func (s *Server) signedOut(w http.ResponseWriter, r *http.Request) {
 // closes their streams, answering 200; anything else is 400 and ends nothing.
 func (s *Server) backchannelLogout(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Cache-Control", "no-store")
-	idpLabel := "unknown" // until the token names one
+	idpLabel := unknownIdP // until the token names one
 	bad := func(reason string, err error) error {
 		s.metrics.logouts.WithLabelValues("refused", idpLabel).Inc()
 		return jsonAnswer(http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": reason}).

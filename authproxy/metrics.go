@@ -25,10 +25,19 @@ const (
 	outcomeRateLimited = "rate_limited"
 )
 
+// unknownIdP is the idp label (and audit field) of a request whose IdP is
+// not known: a sign-in callback without a valid state, a back-channel
+// logout before its token names an IdP.
+const unknownIdP = "unknown"
+
 // metrics are authproxy's Prometheus metrics, in a registry of the Server's
 // own (no global state).
 type metrics struct {
-	reg      *prometheus.Registry
+	reg *prometheus.Registry
+	// requests counts every request by outcome only, on purpose without
+	// an idp label: that would multiply its series by the number of IdPs
+	// (and cost a label lookup per request); the sign-in, refresh and
+	// back-channel logout counters carry the IdP, the access log its name.
 	requests *prometheus.CounterVec
 	// byOutcome holds requests' counters resolved once, so counting a
 	// request hashes no labels.
@@ -65,7 +74,7 @@ func newMetrics(version string) *metrics {
 		}),
 		signIns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "authproxy_sign_ins_total",
-			Help: "Completed sign-in callbacks, by result (ok, denied, rejected, bad_state, idp_error, idp_unavailable, client_refused, too_large, error) and IdP.",
+			Help: "Completed sign-in callbacks, by result (ok, denied, rejected, bad_state, idp_error, idp_unavailable, client_refused, too_large, error) and IdP (unknown for a callback without a valid state).",
 		}, []string{"result", "idp"}),
 		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "authproxy_refreshes_total",

@@ -153,7 +153,7 @@ func (s *Server) refreshIfDue(w http.ResponseWriter, r *http.Request, sess *sess
 		return nil, call.err
 	case call.err != nil:
 		s.metrics.refreshes.WithLabelValues("unavailable", s.idps.nameOf(sess)).Inc()
-		s.log.Warn("token refresh failed; keeping the session", "event", "refresh", "result", "unavailable", "user", sess.User, "err", call.err)
+		s.log.Warn("token refresh failed; keeping the session", "event", "refresh", "result", "unavailable", "user", sess.User, "idp", s.idps.nameOf(sess), "err", call.err)
 		return sess, nil
 	case !follower:
 		return call.sess, nil // refreshOnce saved it
@@ -215,7 +215,7 @@ func (s *Server) refreshOnce(w http.ResponseWriter, r *http.Request, sess *sessi
 	id, err := p.provider.Refresh(ctx, sess.RefreshToken)
 	if errors.Is(err, providers.ErrRejected) {
 		s.metrics.refreshes.WithLabelValues("refused", p.name()).Inc()
-		s.log.Info("refresh refused; session ended", "event", "refresh", "result", "refused", "user", sess.User, "err", err)
+		s.log.Info("refresh refused; session ended", "event", "refresh", "result", "refused", "user", sess.User, "idp", p.name(), "err", err)
 		return nil, fmt.Errorf("%w: %w", errSessionEnded, err)
 	}
 	if err != nil {
@@ -255,7 +255,7 @@ func (s *Server) refreshOnce(w http.ResponseWriter, r *http.Request, sess *sessi
 		}
 	}
 	s.metrics.refreshes.WithLabelValues("ok", p.name()).Inc()
-	s.log.Info("session refreshed", "event", "refresh", "result", "ok", "user", n.User)
+	s.log.Info("session refreshed", "event", "refresh", "result", "ok", "user", n.User, "idp", p.name())
 	return &n, nil
 }
 

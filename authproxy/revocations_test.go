@@ -115,7 +115,7 @@ func TestStreamRecheckSeesRevocationElsewhere(t *testing.T) {
 	}
 	ctx, done := e.srv.streams.track(context.Background(), sess)
 	defer done()
-	go e.srv.recheckStream(ctx, r, done)
+	go e.srv.recheckStream(ctx, r, sess, done)
 
 	// Another user's revocation leaves the stream open.
 	cli, _, err := newStore(e.cfg, backend, nil)

@@ -96,21 +96,24 @@ type readyAnswer struct {
 
 // ready answers 200 once the IdP's discovery is loaded and the session store
 // answers within readyTimeout, else 503 naming what is not ready. With
-// several IdPs it reports each, and is ready while any one is: an IdP that
-// is down makes only its own sign-ins unavailable.
+// several IdPs it reports each, and is ready while any browser IdP is: an
+// IdP that is down makes only its own sign-ins (or bearer tokens)
+// unavailable, but with every browser IdP down no one can sign in, which
+// bearer-only IdPs cannot make up for.
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	var notReady []string
 	var each map[string]string
 	if s.idps.several() {
 		each = map[string]string{}
 	}
-	up := 0
+	browsersUp := 0
 	for _, p := range s.idps.list {
 		err := p.available()
-		if err != nil {
+		switch {
+		case err != nil:
 			s.idpNotReady.failed(err, "idp", p.name())
-		} else {
-			up++
+		case !p.cfg.BearerOnly:
+			browsersUp++
 		}
 		switch {
 		case each == nil:
@@ -120,7 +123,7 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 			each[p.name()] = "ok"
 		}
 	}
-	if up == 0 {
+	if browsersUp == 0 {
 		notReady = append(notReady, "identity_provider")
 	}
 	if err := s.pingStore(r.Context()); err != nil {

@@ -73,10 +73,10 @@ func (ss *streams) track(ctx context.Context, sess *session.Session) (context.Co
 // revocation's announcement: one store read per open stream every 2 s.
 const streamRecheck = 2 * time.Second
 
-// recheckStream closes a stream (calls done) once r's session is no longer
-// valid in the store, checking every streamRecheck until ctx ends. A store
+// recheckStream closes a stream (calls done) once r's session, sess, is no
+// longer valid in the store, checking every streamRecheck until ctx ends. A store
 // that fails (Redis down) leaves the stream open.
-func (s *Server) recheckStream(ctx context.Context, r *http.Request, done func()) {
+func (s *Server) recheckStream(ctx context.Context, r *http.Request, sess *session.Session, done func()) {
 	tick := time.NewTicker(s.streams.recheck)
 	defer tick.Stop()
 	for {
@@ -87,7 +87,7 @@ func (s *Server) recheckStream(ctx context.Context, r *http.Request, done func()
 		}
 		// The store now in effect: a stream outlives reloads.
 		if _, err := s.live.Load().store.Load(r); errors.Is(err, session.ErrNotFound) {
-			s.log.Info("closing a stream whose session ended elsewhere", "event", "stream_closed", "path", r.URL.Path)
+			s.log.Info("closing a stream whose session ended elsewhere", "event", "stream_closed", "user", sess.User, "idp", s.idps.nameOf(sess), "path", r.URL.Path)
 			done()
 			return
 		}
