@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authproxy/authproxy/internal/teststack"
 	"github.com/authproxy/authproxy/providers"
 	"github.com/authproxy/authproxy/session"
 )
@@ -213,13 +214,14 @@ func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
 // closedAddr returns a loopback address nothing listens on.
 func closedAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	// Not a port the kernel handed out and took back: the next listener in
+	// this process (the package's tests run side by side) may be given it.
+	// teststack's ports lie below the ephemeral range and are reserved.
+	addrs, err := teststack.FreePorts(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	return addrs[0]
 }
 
 // url returns the absolute URL of path (which may carry a query) on the proxy.

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // stoppable makes the fake IdP f answer 502 to everything while the
@@ -25,23 +26,22 @@ func stoppable(f *fakeIdP) *atomic.Bool {
 }
 
 // TestReadyNeedsABrowserIdP: with several IdPs /readyz reports each,
-// bearer-only ones too, and is ready while any browser IdP is; with every
-// browser IdP down no one can sign in, and a bearer-only IdP that is up does
-// not make the proxy ready.
+// bearer-only ones too. It is ready once a browser IdP's discovery is
+// loaded, as with one IdP: IdPs that stop answering their probes later are
+// shown unavailable but leave the replica ready (every replica would go
+// out at once, and the signed-in users with them).
 func TestReadyNeedsABrowserIdP(t *testing.T) {
 	e := newMultiEnv(t, withOtherIdP("robots"), withVar("AUTHPROXY_IDP_ROBOTS_BEARER_ONLY", "true"))
 	down := map[string]*atomic.Bool{"default": stoppable(e.idp), "partners": stoppable(e.others["partners"]), "robots": stoppable(e.others["robots"])}
 	for _, tc := range []struct {
-		name     string
-		down     []string
-		status   int
-		notReady []string
+		name string
+		down []string
 	}{
-		{"all up", nil, http.StatusOK, nil},
-		{"one browser IdP down", []string{"partners"}, http.StatusOK, nil},
-		{"the bearer-only IdP down", []string{"robots"}, http.StatusOK, nil},
-		{"every browser IdP down, the bearer-only one up", []string{"default", "partners"}, http.StatusServiceUnavailable, []string{"identity_provider"}},
-		{"every IdP down", []string{"default", "partners", "robots"}, http.StatusServiceUnavailable, []string{"identity_provider"}},
+		{"all up", nil},
+		{"one browser IdP down", []string{"partners"}},
+		{"the bearer-only IdP down", []string{"robots"}},
+		{"every browser IdP down, the bearer-only one up", []string{"default", "partners"}},
+		{"every IdP down", []string{"default", "partners", "robots"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			want := map[string]string{}
@@ -55,9 +55,35 @@ func TestReadyNeedsABrowserIdP(t *testing.T) {
 			if err := json.Unmarshal([]byte(r.Body), &ans); err != nil {
 				t.Fatalf("/readyz body %q: %v", r.Body, err)
 			}
-			if r.Status != tc.status || !slices.Equal(ans.NotReady, tc.notReady) || !maps.Equal(ans.IdPs, want) {
-				t.Errorf("/readyz: %d %s; want %d, not_ready %q, idps %v", r.Status, r.Body, tc.status, tc.notReady, want)
+			if r.Status != http.StatusOK || len(ans.NotReady) != 0 || !maps.Equal(ans.IdPs, want) {
+				t.Errorf("/readyz: %d %s; want 200, idps %v", r.Status, r.Body, want)
 			}
 		})
+	}
+}
+
+// TestReadyNotWithOnlyABearerIdP: until a browser IdP's discovery has
+// loaded nobody can sign in, and a discovered bearer-only IdP does not make
+// the proxy ready.
+func TestReadyNotWithOnlyABearerIdP(t *testing.T) {
+	e := newTestEnv(t, withIdPDown(), withOtherIdP("partners"), withOtherIdP("robots"),
+		withVar("AUTHPROXY_IDP_PARTNERS_OIDC_ISSUER", "http://"+closedAddr(t)),
+		withVar("AUTHPROXY_IDP_ROBOTS_BEARER_ONLY", "true"))
+	want := map[string]string{"default": "unavailable", "partners": "unavailable", "robots": "ok"}
+	var r reply
+	var ans readyAnswer
+	// The robots' discovery runs in the background: wait for it.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		r = e.api(t, e.browser(), readyPath)
+		ans = readyAnswer{}
+		if err := json.Unmarshal([]byte(r.Body), &ans); err != nil {
+			t.Fatalf("/readyz body %q: %v", r.Body, err)
+		}
+		if ans.IdPs["robots"] == "ok" || time.Now().After(deadline) {
+			break
+		}
+	}
+	if r.Status != http.StatusServiceUnavailable || !slices.Equal(ans.NotReady, []string{"identity_provider"}) || !maps.Equal(ans.IdPs, want) {
+		t.Errorf("/readyz: %d %s; want 503, not_ready [identity_provider], idps %v", r.Status, r.Body, want)
 	}
 }

@@ -106,14 +106,19 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	if s.idps.several() {
 		each = map[string]string{}
 	}
-	browsersUp := 0
+	// Ready once a browser IdP's discovery is loaded, as with one IdP: an
+	// IdP that stops answering its probes later is shown unavailable (and
+	// on the chooser) but does not make the replica unready, since every
+	// replica would be taken out at once with it, and with them the
+	// signed-in users and API clients they still serve.
+	browsersDiscovered := 0
 	for _, p := range s.idps.list {
 		err := p.available()
-		switch {
-		case err != nil:
+		if err != nil {
 			s.idpNotReady.failed(err, "idp", p.name())
-		case !p.cfg.BearerOnly:
-			browsersUp++
+		}
+		if !p.cfg.BearerOnly && p.provider.Ready() == nil {
+			browsersDiscovered++
 		}
 		switch {
 		case each == nil:
@@ -123,7 +128,7 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 			each[p.name()] = "ok"
 		}
 	}
-	if browsersUp == 0 {
+	if browsersDiscovered == 0 {
 		notReady = append(notReady, "identity_provider")
 	}
 	if err := s.pingStore(r.Context()); err != nil {

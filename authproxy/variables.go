@@ -14,14 +14,14 @@ import (
 // variable is one row of the configuration table. The same table drives
 // loading, defaults, validation and the README's list of variables.
 type variable struct {
-	name     string
-	def      string // shown and applied when unset; "" means no default
+	name string
+	def  string // shown and applied when unset; "" means no default
 	// defUnless names another variable of the same IdP whose being set
 	// takes the default away: v is then empty when unset.
 	defUnless string
-	help     string // what a valid value looks like
-	required bool
-	secret   bool // also read from NAME_FILE, never printed
+	help      string // what a valid value looks like
+	required  bool
+	secret    bool // also read from NAME_FILE, never printed
 	// file: also read from NAME_FILE, a list of one item a line (or
 	// comma-separated) where lines starting with # are comments.
 	file bool
