@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 
 	"net"
 	"net/http"
@@ -96,6 +97,13 @@ func upstreamTransport(cfg *Config) (*http.Transport, *url.URL, error) {
 func (s *Server) rewrite(pr *httputil.ProxyRequest, target *url.URL) {
 	pr.SetURL(target)
 	pr.Out.Host = pr.In.Host // legacy apps build their links from Host
+	// Request.Clone sized the outgoing header map for the client's headers;
+	// make room for the ones added below at once rather than grow it.
+	if h := pr.Out.Header; len(h) > 0 {
+		grown := make(http.Header, len(h)+addedHeaders)
+		maps.Copy(grown, h)
+		pr.Out.Header = grown
+	}
 
 	trusted := s.trusted.contains(pr.In.RemoteAddr)
 	if trusted {
@@ -152,6 +160,10 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest, target *url.URL) {
 	}
 	pr.Out = s.traceUpstream(pr.Out)
 }
+
+// addedHeaders is about how many headers rewrite adds: X-Forwarded-For,
+// -Host, -Proto, X-Real-Ip, the identity headers and traceparent.
+const addedHeaders = 10
 
 // bufferPool reuses ReverseProxy's 32 KiB copy buffers across requests.
 type bufferPool struct{}
