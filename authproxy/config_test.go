@@ -275,6 +275,8 @@ var invalidCases = []invalidCase{
 	{"AUTHPROXY_IDPS", "default", `"default" is the default IdP's name`},
 	{"AUTHPROXY_DEFAULT_IDP_NAME", "Staff", "want a name of lower-case letters"},
 	{"AUTHPROXY_DEFAULT_IDP_NAME", "-x", "want a name of lower-case letters"},
+	{"AUTHPROXY_IDPS", "partners,unknown", `"unknown" is reserved`},
+	{"AUTHPROXY_DEFAULT_IDP_NAME", "unknown", `"unknown" is reserved`},
 	{"AUTHPROXY_DISPLAY_NAME", "a\x01b", "without control characters"},
 	{"AUTHPROXY_LISTEN", "4180", "want host:port"},
 	{"AUTHPROXY_LISTEN", "localhost:http", `want a port between 0 and 65535, got "http"`},

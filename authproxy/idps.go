@@ -122,6 +122,9 @@ func parseIdPNames(v string) ([]string, error) {
 		if !validIdPName(n) {
 			return nil, fmt.Errorf("want names of lower-case letters, digits and - (starting with a letter, at most 32), got %q", n)
 		}
+		if n == unknownIdP {
+			return nil, fmt.Errorf("%q is reserved: metrics and audit lines say it when no IdP is known", n)
+		}
 		if slices.Contains(names[:i], n) {
 			return nil, fmt.Errorf("%q is named twice", n)
 		}

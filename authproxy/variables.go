@@ -142,13 +142,16 @@ var variables = []variable{
 			}
 			return nil
 		}},
-	{name: "AUTHPROXY_IDPS", help: "further identity providers, by name (lower-case letters, digits and -), comma-separated; each is configured by `AUTHPROXY_IDP_<NAME>_<VARIABLE>` for the IdP-level variables (see Several identity providers)",
+	{name: "AUTHPROXY_IDPS", help: "further identity providers, by name (lower-case letters, digits and -, starting with a letter, at most 32; not `unknown`), comma-separated; each is configured by `AUTHPROXY_IDP_<NAME>_<VARIABLE>` for the IdP-level variables (see Several identity providers)",
 		parse: func(c *Config, v string) (err error) { c.idpNames, err = parseIdPNames(v); return err }},
 	{name: "AUTHPROXY_DEFAULT_IDP_NAME", def: "default", help: "the name of the IdP the variables without an IdP name describe, as sessions, policy rules, metrics and X-Forwarded-Idp name it",
 		parse: func(c *Config, v string) error {
 			c.Name = v
 			if !validIdPName(v) {
 				return fmt.Errorf("want a name of lower-case letters, digits and - (starting with a letter, at most 32), got %q", v)
+			}
+			if v == unknownIdP {
+				return fmt.Errorf("%q is reserved: metrics and audit lines say it when no IdP is known", v)
 			}
 			return nil
 		}},
