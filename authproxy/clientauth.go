@@ -23,14 +23,21 @@ func clientAuth(cfg *IdPConfig) (*providers.ClientAuth, error) {
 		TLSCertFile:    cfg.ClientTLSCertFile,
 		TLSKeyFile:     cfg.ClientTLSKeyFile,
 	})
-	var ce *providers.ConfigError
-	if errors.As(err, &ce) {
-		return nil, fmt.Errorf("%s: %w", cfg.vars.rename(providerFieldVariable(ce.Field)), ce.Err)
-	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", cfg.vars.of("CLIENT_PRIVATE_KEY_FILE"), err)
+		return nil, cfg.fieldError(err, "CLIENT_PRIVATE_KEY_FILE")
 	}
 	return auth, nil
+}
+
+// fieldError names, before err, the variable of this IdP that a
+// providers.ConfigError's field is about, or (for any other error) the
+// variable called fallback (without its AUTHPROXY_ prefix).
+func (cfg *IdPConfig) fieldError(err error, fallback string) error {
+	var ce *providers.ConfigError
+	if errors.As(err, &ce) {
+		return fmt.Errorf("%s: %w", cfg.vars.rename(providerFieldVariable(ce.Field)), ce.Err)
+	}
+	return fmt.Errorf("%s: %w", cfg.vars.of(fallback), err)
 }
 
 // parseClientKeyFile checks at start that AUTHPROXY_CLIENT_PRIVATE_KEY_FILE

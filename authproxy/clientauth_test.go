@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"net/http"
 	"os"
@@ -18,6 +19,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/authproxy/authproxy/providers"
 )
 
 // writeTestPEM writes one PEM block to a new file and returns its path.
@@ -154,5 +157,25 @@ func TestSignInClientRefused(t *testing.T) {
 	if !strings.Contains(logs, `"result":"client_refused"`) || !strings.Contains(logs, `"level":"ERROR"`) ||
 		!strings.Contains(logs, "the IdP refused this client (invalid_client): check AUTHPROXY_CLIENT_ID and AUTHPROXY_CLIENT_SECRET") {
 		t.Errorf("log does not say what to fix:\n%s", logs)
+	}
+}
+
+// A provider's ConfigError names the variable of the IdP it is about: the
+// partner's own, never the default IdP's.
+func TestFieldErrorNamesTheIdPsVariable(t *testing.T) {
+	for _, tc := range []struct {
+		idp  *IdPConfig
+		err  error
+		want string
+	}{
+		{&IdPConfig{vars: defaultVars}, &providers.ConfigError{Field: "ClientAuth.PrivateKeyFile", Err: errors.New("needs a restart")},
+			"AUTHPROXY_CLIENT_PRIVATE_KEY_FILE: needs a restart"},
+		{&IdPConfig{vars: idpVars("partners")}, &providers.ConfigError{Field: "ClientAuth.TLSCertFile", Err: errors.New("needs a restart")},
+			"AUTHPROXY_IDP_PARTNERS_CLIENT_TLS_CERT_FILE: needs a restart"},
+		{&IdPConfig{vars: idpVars("partners")}, errors.New("no such file"), "AUTHPROXY_IDP_PARTNERS_CLIENT_PRIVATE_KEY_FILE: no such file"},
+	} {
+		if got := tc.idp.fieldError(tc.err, "CLIENT_PRIVATE_KEY_FILE").Error(); got != tc.want {
+			t.Errorf("fieldError(%v) = %q, want %q", tc.err, got, tc.want)
+		}
 	}
 }

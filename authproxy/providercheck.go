@@ -1,10 +1,7 @@
 package authproxy
 
 import (
-	"errors"
 	"fmt"
-
-	"github.com/authproxy/authproxy/providers"
 )
 
 // The cross-check of AUTHPROXY_PROVIDER against the other variables, run
@@ -60,12 +57,7 @@ func (c *Config) checkProvider(idp *IdPConfig, failed map[string]bool) []error {
 		return errs
 	}
 	if _, err := newProvider(c, idp, nil, nil); err != nil {
-		var ce *providers.ConfigError
-		if errors.As(err, &ce) {
-			errs = append(errs, fmt.Errorf("%s: %w", n.rename(providerFieldVariable(ce.Field)), ce.Err))
-		} else {
-			errs = append(errs, fmt.Errorf("%s: %w", n.of("PROVIDER"), err))
-		}
+		errs = append(errs, idp.fieldError(err, "PROVIDER"))
 	}
 	return errs
 }

@@ -243,7 +243,7 @@ func (s *Server) reloadIdP(cfg *Config, p *idp, ic *IdPConfig, live []string) er
 			SetClientAuth(*providers.ClientAuth) error
 		}); ok {
 			if err := ca.SetClientAuth(auth); err != nil {
-				return err
+				return ic.fieldError(err, "CLIENT_PRIVATE_KEY_FILE")
 			}
 		}
 	}

@@ -551,8 +551,12 @@ func TestSetClientAuthRefusesUnlistedAlgorithm(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := f.provider(t, func(c *OIDCConfig) { c.ClientAuth = ecAuth })
-	if err := p.SetClientAuth(rsaAuth); err == nil || !strings.Contains(err.Error(), "AUTHPROXY_CLIENT_PRIVATE_KEY_FILE: the new key signs with RS256, but the IdP's token_endpoint_auth_signing_alg_values_supported lists ES256") {
-		t.Fatalf("SetClientAuth(RSA) = %v", err)
+	// A ConfigError naming the field: the caller names its own variable
+	// (an IdP other than the default has its own).
+	var ce *ConfigError
+	err = p.SetClientAuth(rsaAuth)
+	if !errors.As(err, &ce) || ce.Field != "ClientAuth.PrivateKeyFile" || !strings.Contains(ce.Err.Error(), "the new key signs with RS256, but the IdP's token_endpoint_auth_signing_alg_values_supported lists ES256") {
+		t.Fatalf("SetClientAuth(RSA) = %v, want a ConfigError for ClientAuth.PrivateKeyFile", err)
 	}
 }
 

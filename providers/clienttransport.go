@@ -95,6 +95,15 @@ func withClientCertificate(c *http.Client, cert func(*tls.CertificateRequestInfo
 	return &cp
 }
 
+// field is the ClientAuthConfig field, as a ConfigError names it, of the
+// file that chose a's method.
+func (a *ClientAuth) field() string {
+	if a.method == MethodPrivateKeyJWT {
+		return "ClientAuth.PrivateKeyFile"
+	}
+	return "ClientAuth.TLSCertFile"
+}
+
 // clientCertificate is the tls.Config.GetClientCertificate of the
 // provider's client: the current ClientAuth's certificate.
 func (p *OIDC) clientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
@@ -113,13 +122,19 @@ func (p *OIDC) clientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate,
 func (p *OIDC) SetClientAuth(a *ClientAuth) error {
 	old := p.auth.Load()
 	switch {
+	case old == nil && a == nil:
+		return nil
 	case old == nil || a == nil:
-		return fmt.Errorf("providers: AUTHPROXY_CLIENT_PRIVATE_KEY_FILE, AUTHPROXY_CLIENT_TLS_CERT_FILE: switching between a client secret and a key or certificate needs a restart")
+		known := a
+		if known == nil {
+			known = old
+		}
+		return configError(known.field(), "switching between a client secret and a key or certificate needs a restart")
 	case a.method != old.method:
-		return fmt.Errorf("providers: AUTHPROXY_CLIENT_PRIVATE_KEY_FILE, AUTHPROXY_CLIENT_TLS_CERT_FILE: switching from %s to %s needs a restart", old.method, a.method)
+		return configError(a.field(), "switching from %s to %s needs a restart", old.method, a.method)
 	}
 	if d := p.found.Load(); d != nil && a.method == MethodPrivateKeyJWT && len(d.auth.algs) > 0 && !slices.Contains(d.auth.algs, string(a.alg)) {
-		return fmt.Errorf("providers: AUTHPROXY_CLIENT_PRIVATE_KEY_FILE: the new key signs with %s, but the IdP's token_endpoint_auth_signing_alg_values_supported lists %s", a.alg, strings.Join(d.auth.algs, ", "))
+		return configError("ClientAuth.PrivateKeyFile", "the new key signs with %s, but the IdP's token_endpoint_auth_signing_alg_values_supported lists %s", a.alg, strings.Join(d.auth.algs, ", "))
 	}
 	p.auth.Store(a)
 	return nil
