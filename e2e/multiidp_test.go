@@ -403,6 +403,11 @@ func TestMultiIdP(t *testing.T) {
 			}
 		}
 		waitReadyz("that discovered Dex before it stopped")
+		// and so does its chooser: Staff greyed, without a link.
+		if resp, body := call(t, http.MethodGet, m.pp.url+"/portal/down", nil, http.Header{"Accept": {"text/html"}}, nil); resp.StatusCode != http.StatusOK ||
+			!strings.Contains(string(body), "unavailable right now") || strings.Contains(string(body), "idp=staff") || !strings.Contains(string(body), "idp=partners") {
+			t.Errorf("the chooser of the proxy that discovered Dex, with Dex down: %s %.600s; want Staff unavailable, only the partners' link", resp.Status, body)
+		}
 
 		// Started with Dex down, the proxy keeps retrying Dex's discovery and serves the partners.
 		m.pp.restart(t)
