@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -444,15 +443,7 @@ func TestSessionFollowsItsIdP(t *testing.T) {
 func TestIdPThatStopsIsShownDown(t *testing.T) {
 	e := newMultiEnv(t)
 	partner := e.others["partners"]
-	var partnerDown atomic.Bool
-	handler := partner.srv.Config.Handler
-	partner.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if partnerDown.Load() {
-			http.Error(w, "down", http.StatusBadGateway)
-			return
-		}
-		handler.ServeHTTP(w, r)
-	})
+	partnerDown := stoppable(partner)
 	state := func() (chooser string, ready string) {
 		r := e.navigate(t, noFollow(e.browser()), "/portal/")
 		var ans readyAnswer
