@@ -85,11 +85,17 @@ func (c *Client) UploadTraces(ctx context.Context, spans []*tracepb.ResourceSpan
 	defer cancel()
 	defer context.AfterFunc(c.stopped, cancel)()
 	wait := c.backoff
+	var last error // the last retryable failure, reported if the timeout ends a later try
 	for {
 		var retry *retryableError
-		if err := c.post(ctx, body); !errors.As(err, &retry) {
+		err := c.post(ctx, body)
+		if !errors.As(err, &retry) {
+			if err != nil && last != nil && ctx.Err() != nil {
+				return fmt.Errorf("otlphttp: %w: %w", context.Cause(ctx), last)
+			}
 			return err
 		}
+		last = retry.err
 		delay := max(retry.after, wait/2+rand.N(wait))
 		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < delay {
 			return fmt.Errorf("otlphttp: gave up, the next try would pass the timeout: %w", retry.err)
