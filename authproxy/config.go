@@ -323,16 +323,12 @@ func LoadPolicy(lookup Lookup) (*policy.Policy, []string, error) {
 // newPolicy is the policy enforced: the skip-auth routes, then the policy
 // file, every rule that is not public under the allow-list of the user's
 // IdP.
-func (c *Config) newPolicy() *policy.Policy { return c.policyFor(c.allIdPs()) }
-
-// policyFor is newPolicy for the IdPs idps, the default first (it must not
-// be empty): their names and allow-lists, with c's rules.
-func (c *Config) policyFor(idps []*IdPConfig) *policy.Policy {
-	opts := []policy.Option{policy.WithDefaultIdP(idps[0].Name)}
-	for _, idp := range idps[1:] {
+func (c *Config) newPolicy() *policy.Policy {
+	opts := []policy.Option{policy.WithDefaultIdP(c.Name)}
+	for _, idp := range c.IdPs {
 		opts = append(opts, policy.WithIdPAllowList(idp.Name, idp.allowList()))
 	}
-	return policy.New(c.SkipAuthRoutes, c.PolicyFile, idps[0].allowList(), opts...)
+	return policy.New(c.SkipAuthRoutes, c.PolicyFile, c.allowList(), opts...)
 }
 
 // checkPolicyIdPs refuses a policy rule that names an IdP that is not

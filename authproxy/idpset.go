@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"github.com/authproxy/authproxy/policy"
 	"github.com/authproxy/authproxy/providers"
 	"github.com/authproxy/authproxy/session"
 )
@@ -184,20 +183,6 @@ func (s idpSet) changes(cfg *Config) []string {
 		}
 	}
 	return problems
-}
-
-// policy returns cfg's access policy for s's IdPs: s's default IdP is its
-// default, and each of s's IdPs has its allow-list from cfg, so that the
-// policy judges users by the IdPs that sign them in. It fails when cfg
-// lacks one of them (changes says how).
-func (s idpSet) policy(cfg *Config) (*policy.Policy, error) {
-	idps := make([]*IdPConfig, len(s.list))
-	for i, p := range s.list {
-		if idps[i] = cfg.idp(p.name()); idps[i] == nil {
-			return nil, fmt.Errorf("authproxy: the configuration has no IdP %q, which is serving", p.name())
-		}
-	}
-	return cfg.policyFor(idps), nil
 }
 
 // issuerOf is the issuer of c as an idp holds it: "" when none is set.

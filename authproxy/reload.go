@@ -174,11 +174,10 @@ func (s *Server) reloadLocked(lookup Lookup) error {
 	}
 	// The IdPs are the Server's, fixed at New: a configuration with other
 	// ones would judge users by IdPs that do not sign them in.
+	// With those unchanged, cfg's policy (LoadConfig's) is for the Server's
+	// IdPs: their names, default and allow-lists.
 	if problems := s.idps.changes(cfg); len(problems) > 0 {
 		return &ReloadError{Problems: problems}
-	}
-	if cfg.Policy, err = s.idps.policy(cfg); err != nil {
-		return err
 	}
 	rs := &s.reload
 	if rs.sums == nil {

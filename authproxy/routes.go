@@ -96,10 +96,9 @@ type readyAnswer struct {
 
 // ready answers 200 once the IdP's discovery is loaded and the session store
 // answers within readyTimeout, else 503 naming what is not ready. With
-// several IdPs it reports each, and is ready while any browser IdP is: an
-// IdP that is down makes only its own sign-ins (or bearer tokens)
-// unavailable, but with every browser IdP down no one can sign in, which
-// bearer-only IdPs cannot make up for.
+// several IdPs it reports each ("unavailable" while one is not discovered
+// or missed its last probe), and is ready once a browser IdP's discovery is
+// loaded: bearer-only IdPs alone cannot sign anyone in.
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	var notReady []string
 	var each map[string]string
