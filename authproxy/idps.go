@@ -120,16 +120,27 @@ func parseIdPNames(v string) ([]string, error) {
 	}
 	for i, n := range names {
 		if !validIdPName(n) {
-			return nil, fmt.Errorf("want names of lower-case letters, digits and - (starting with a letter, at most 32), got %q", n)
+			return nil, fmt.Errorf("want names of %s, got %q", idpNameRules, n)
 		}
-		if n == unknownIdP {
-			return nil, fmt.Errorf("%q is reserved: metrics and audit lines say it when no IdP is known", n)
+		if err := reservedIdPName(n); err != nil {
+			return nil, err
 		}
 		if slices.Contains(names[:i], n) {
 			return nil, fmt.Errorf("%q is named twice", n)
 		}
 	}
 	return names, nil
+}
+
+// idpNameRules says what validIdPName accepts.
+const idpNameRules = "lower-case letters, digits and - (starting with a letter, at most 32)"
+
+// reservedIdPName refuses a valid name that authproxy keeps for itself.
+func reservedIdPName(s string) error {
+	if s == unknownIdP {
+		return fmt.Errorf("%q is reserved: metrics and audit lines say it when no IdP is known", s)
+	}
+	return nil
 }
 
 // validIdPName reports whether s may name an IdP.

@@ -148,12 +148,9 @@ var variables = []variable{
 		parse: func(c *Config, v string) error {
 			c.Name = v
 			if !validIdPName(v) {
-				return fmt.Errorf("want a name of lower-case letters, digits and - (starting with a letter, at most 32), got %q", v)
+				return fmt.Errorf("want a name of %s, got %q", idpNameRules, v)
 			}
-			if v == unknownIdP {
-				return fmt.Errorf("%q is reserved: metrics and audit lines say it when no IdP is known", v)
-			}
-			return nil
+			return reservedIdPName(v)
 		}},
 	{name: "AUTHPROXY_DISPLAY_NAME", idp: true, help: "the IdP's name on the sign-in chooser, shown when there are several browser IdPs; default the IdP's name",
 		parse: func(c *Config, v string) error {

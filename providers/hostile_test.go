@@ -311,9 +311,9 @@ func TestLimitedBody(t *testing.T) {
 // authorization responses from a mix-up by another IdP.
 func TestSharedRedirectWarnsWithoutIss(t *testing.T) {
 	for _, tc := range []struct {
-		name             string
-		shared, advertis bool
-		warn             bool
+		name               string
+		shared, advertised bool
+		warn               bool
 	}{
 		{"shared, no iss", true, false, true},
 		{"shared, iss advertised", true, true, false},
@@ -322,7 +322,7 @@ func TestSharedRedirectWarnsWithoutIss(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			op := hostileop.New(t, "client-1", "secret-1")
 			op.Set(func(b *hostileop.Behaviour) {
-				b.Discovery = func(doc map[string]any) { doc["authorization_response_iss_parameter_supported"] = tc.advertis }
+				b.Discovery = func(doc map[string]any) { doc["authorization_response_iss_parameter_supported"] = tc.advertised }
 			})
 			var logs strings.Builder
 			hostileProvider(t, op, func(c *OIDCConfig) {
