@@ -15,6 +15,8 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -73,6 +75,7 @@ type envSetup struct {
 	backend      session.Backend // when set, the server keeps sessions in a ticket store on it
 	tracing      *Tracing        // when set, requests and IdP calls are traced (tracing_test.go)
 	others       []string        // names of further fake IdPs (withOtherIdP)
+	policy       string          // a policy file's YAML (withPolicy)
 }
 
 type envOption func(*envSetup)
@@ -88,6 +91,10 @@ func withVar(name, value string) envOption {
 func withOtherIdP(name string) envOption {
 	return func(s *envSetup) { s.others = append(s.others, name) }
 }
+
+// withPolicy gives the server under test a policy file holding yaml
+// (AUTHPROXY_POLICY_FILE).
+func withPolicy(yaml string) envOption { return func(s *envSetup) { s.policy = yaml } }
 
 // withIdPDown points the issuer at a closed port: discovery never succeeds.
 func withIdPDown() envOption { return func(s *envSetup) { s.idpDown = true } }
@@ -127,6 +134,13 @@ func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
 	setup := envSetup{vars: map[string]string{}}
 	for _, o := range opts {
 		o(&setup)
+	}
+	if setup.policy != "" {
+		pf := filepath.Join(t.TempDir(), "policy.yaml")
+		if err := os.WriteFile(pf, []byte(setup.policy), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		setup.vars["AUTHPROXY_POLICY_FILE"] = pf
 	}
 	e := &testEnv{logs: &lockedBuffer{}}
 	e.idp = newFakeIdP(t, testClientID, testClientSecret)

@@ -3,8 +3,6 @@ package authproxy
 import (
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -32,12 +30,8 @@ const threePolicy = `rules:
 // contractors), a bearer-only one (robots) and threePolicy.
 func newThreeEnv(t *testing.T, opts ...envOption) *testEnv {
 	t.Helper()
-	pf := filepath.Join(t.TempDir(), "policy.yaml")
-	if err := os.WriteFile(pf, []byte(threePolicy), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	opts = append([]envOption{withOtherIdP("partners"), withOtherIdP("contractors"), withOtherIdP("robots"),
-		withVar("AUTHPROXY_IDP_ROBOTS_BEARER_ONLY", "true"), withVar("AUTHPROXY_POLICY_FILE", pf)}, opts...)
+		withVar("AUTHPROXY_IDP_ROBOTS_BEARER_ONLY", "true"), withPolicy(threePolicy)}, opts...)
 	e := newTestEnv(t, opts...)
 	e.waitReady(t)
 	return e

@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -40,11 +38,7 @@ const multiPolicy = `rules:
 
 func newMultiEnv(t *testing.T, opts ...envOption) *testEnv {
 	t.Helper()
-	pf := filepath.Join(t.TempDir(), "policy.yaml")
-	if err := os.WriteFile(pf, []byte(multiPolicy), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	opts = append([]envOption{withOtherIdP("partners"), withVar("AUTHPROXY_POLICY_FILE", pf),
+	opts = append([]envOption{withOtherIdP("partners"), withPolicy(multiPolicy),
 		withVar("AUTHPROXY_DISPLAY_NAME", "Staff"), withVar("AUTHPROXY_IDP_PARTNERS_DISPLAY_NAME", "Partners <Inc>")}, opts...)
 	e := newTestEnv(t, opts...)
 	e.waitReady(t)
